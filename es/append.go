@@ -1,0 +1,189 @@
+package es
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/go-eventstore/eventstore/db"
+	"github.com/go-eventstore/eventstore/internal/sqltmpl"
+)
+
+// AppendToStream appends events to a stream atomically, whatever their number, if the stream is
+// at the expected version. It locks only the stream's own row, so appends to different streams
+// never wait on each other, inside or outside callers' transactions. The events get their $all
+// positions after they commit.
+//
+// Errors: ErrWrongExpectedVersion, ErrStreamExists (NoStream), ErrStreamNotFound (StreamExists),
+// ErrStreamDeleted (checked first, whatever the expected version), ErrCannotAppendToAll,
+// ErrDuplicateEvent, and ErrInvalidArgument for bad input.
+func (s *Store) AppendToStream(ctx context.Context, stream string, expected ExpectedVersion, events []EventData, opts ...Option) error {
+	const op = "append to stream"
+	o, err := s.options(op, stream, opts)
+	if err != nil {
+		return err
+	}
+	if err := checkWritable(op, stream, expected); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return invalid(op, stream, "no events")
+	}
+	p, err := s.prepareEvents(events)
+	if err != nil {
+		return opError(op, stream, err)
+	}
+	p.StreamName, p.Expected, p.Count = stream, int64(expected), int64(len(events))
+	conn := s.conn(o)
+	if _, err := s.q.AppendEvents(ctx, conn, p); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.expectedVersionError(ctx, conn, op, stream, expected)
+		}
+		return mapDBError(op, stream, err)
+	}
+	if o.tx == nil {
+		s.seq.wake()
+	}
+	return nil
+}
+
+func checkWritable(op, stream string, expected ExpectedVersion) error {
+	switch {
+	case stream == "":
+		return invalid(op, stream, "empty stream name")
+	case stream == AllStream:
+		return opError(op, stream, ErrCannotAppendToAll)
+	case !expected.valid():
+		return invalid(op, stream, "expected version %d", expected)
+	}
+	return nil
+}
+
+func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error) {
+	n := len(events)
+	p := db.AppendEventsParams{
+		EventIds:       make([]uuid.UUID, n),
+		EventTypes:     make([]string, n),
+		CausationIds:   make([]uuid.UUID, n),
+		CorrelationIds: make([]uuid.UUID, n),
+		Data:           make([][]byte, n),
+		Metadata:       make([][]byte, n),
+		CreatedAt:      time.Now().UTC().Truncate(time.Microsecond),
+	}
+	seen := make(map[uuid.UUID]struct{}, n)
+	for i, e := range events {
+		id := e.EventID
+		if id == uuid.Nil {
+			var err error
+			if id, err = uuid.NewRandom(); err != nil {
+				return p, fmt.Errorf("event %d: generate id: %w", i, err)
+			}
+		} else if _, dup := seen[id]; dup {
+			return p, fmt.Errorf("%w: event %d: id %s appears twice in the append", ErrDuplicateEvent, i, id)
+		}
+		seen[id] = struct{}{}
+		typ := e.EventType
+		if typ == "" {
+			name, ok := s.serializer.TypeName(e.Data)
+			if !ok {
+				return p, fmt.Errorf("%w: event %d: no EventType, and the serializer cannot name data of type %T", ErrInvalidArgument, i, e.Data)
+			}
+			typ = name
+		}
+		data, err := s.serializer.Marshal(e.Data)
+		if err != nil {
+			return p, fmt.Errorf("%w: event %d (%s): encode data: %w", ErrInvalidArgument, i, typ, err)
+		}
+		meta, err := marshalMetadata(e.Metadata)
+		if err != nil {
+			return p, fmt.Errorf("%w: event %d (%s): encode metadata: %w", ErrInvalidArgument, i, typ, err)
+		}
+		p.EventIds[i], p.EventTypes[i], p.Data[i], p.Metadata[i] = id, typ, data, meta
+		p.CausationIds[i], p.CorrelationIds[i] = e.CausationID, e.CorrelationID
+	}
+	return p, nil
+}
+
+// expectedVersionError explains why a write found its expected version unmet; the write changed
+// nothing, so the caller's transaction is still usable.
+func (s *Store) expectedVersionError(ctx context.Context, conn sqltmpl.DBTX, op, stream string, expected ExpectedVersion) error {
+	st, err := s.q.GetStream(ctx, conn, stream)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if expected == StreamExists {
+			return opError(op, stream, ErrStreamNotFound)
+		}
+		return opError(op, stream, fmt.Errorf("%w: expected %d, stream does not exist", ErrWrongExpectedVersion, expected))
+	case err != nil:
+		return mapDBError(op, stream, err)
+	case st.DeletedAt.Valid:
+		return opError(op, stream, ErrStreamDeleted)
+	case expected == NoStream:
+		return opError(op, stream, ErrStreamExists)
+	default:
+		return opError(op, stream, fmt.Errorf("%w: expected %d, stream is at %d", ErrWrongExpectedVersion, expected, st.StreamVersion))
+	}
+}
+
+// LinkToStream adds existing events to a stream by reference, with the same expected-version rules
+// as AppendToStream. Linked events keep their original stream and version; an event can be in a
+// stream once. Links are not new events: $all is unchanged.
+//
+// Errors: those of AppendToStream, ErrEventNotFound for an unknown event, and ErrDuplicateEvent
+// when the stream already holds one of the events.
+func (s *Store) LinkToStream(ctx context.Context, stream string, expected ExpectedVersion, eventIDs []uuid.UUID, opts ...Option) error {
+	const op = "link to stream"
+	o, err := s.options(op, stream, opts)
+	if err != nil {
+		return err
+	}
+	if err := checkWritable(op, stream, expected); err != nil {
+		return err
+	}
+	if len(eventIDs) == 0 {
+		return invalid(op, stream, "no event ids")
+	}
+	seen := make(map[uuid.UUID]struct{}, len(eventIDs))
+	for i, id := range eventIDs {
+		if id == uuid.Nil {
+			return invalid(op, stream, "event id %d is the nil UUID", i)
+		}
+		if _, dup := seen[id]; dup {
+			return opError(op, stream, fmt.Errorf("%w: id %s appears twice in the link", ErrDuplicateEvent, id))
+		}
+		seen[id] = struct{}{}
+	}
+	conn := s.conn(o)
+	checks, err := s.q.CheckLinkEvents(ctx, conn, db.CheckLinkEventsParams{EventIds: eventIDs, StreamName: stream})
+	if err != nil {
+		return mapDBError(op, stream, err)
+	}
+	for _, c := range checks {
+		if !c.Found {
+			return opError(op, stream, fmt.Errorf("%w: %s", ErrEventNotFound, c.EventID))
+		}
+		if c.Duplicate {
+			return opError(op, stream, fmt.Errorf("%w: %s is already in the stream", ErrDuplicateEvent, c.EventID))
+		}
+	}
+	_, err = s.q.LinkEvents(ctx, conn, db.LinkEventsParams{
+		StreamName: stream, Count: int64(len(eventIDs)), Expected: int64(expected), EventIds: eventIDs,
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return s.expectedVersionError(ctx, conn, op, stream, expected)
+	}
+	return mapDBError(op, stream, err)
+}
+
+// EventIDs returns the ids of events, for LinkToStream.
+func EventIDs(events []RecordedEvent) []uuid.UUID {
+	ids := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		ids[i] = e.EventID
+	}
+	return ids
+}

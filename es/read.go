@@ -1,0 +1,286 @@
+package es
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"math"
+
+	"github.com/google/uuid"
+
+	"github.com/go-eventstore/eventstore/db"
+)
+
+// ReadStreamForward returns at most count events of a stream, from event number start (1 is the
+// first event; 0 means from the beginning), in order. Reading past the end returns no events.
+// Reading AllStream reads $all. Errors: ErrStreamNotFound, ErrStreamDeleted (soft deleted).
+func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
+	if stream == AllStream {
+		return s.ReadAllForward(ctx, start, count, opts...)
+	}
+	const op = "read stream forward"
+	o, err := s.readOptions(op, stream, false, count, opts)
+	if err != nil {
+		return nil, err
+	}
+	if start < 0 {
+		return nil, invalid(op, stream, "start %d, must be 0 or more", start)
+	}
+	rows, err := s.q.ReadStreamForward(ctx, s.conn(o), db.ReadStreamForwardParams{
+		StreamName: stream, Start: start, MaxCount: int64(count),
+	})
+	if err != nil {
+		return nil, mapDBError(op, stream, err)
+	}
+	return s.streamRows(op, stream, rows)
+}
+
+// ReadStreamBackward returns at most count events of a stream, from event number start down; start
+// -1 means from the last event. Reading AllStream reads $all backward.
+func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
+	if stream == AllStream {
+		return s.ReadAllBackward(ctx, start, count, opts...)
+	}
+	const op = "read stream backward"
+	o, err := s.readOptions(op, stream, false, count, opts)
+	if err != nil {
+		return nil, err
+	}
+	from, err := backwardStart(op, stream, start)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ReadStreamBackward(ctx, s.conn(o), db.ReadStreamBackwardParams{
+		StreamName: stream, Start: from, MaxCount: int64(count),
+	})
+	if err != nil {
+		return nil, mapDBError(op, stream, err)
+	}
+	converted := make([]db.ReadStreamForwardRow, len(rows))
+	for i, r := range rows {
+		converted[i] = db.ReadStreamForwardRow(r)
+	}
+	return s.streamRows(op, stream, converted)
+}
+
+// ReadAllForward returns at most count events of $all from position start (0 means from the
+// beginning). It first gives positions to every append committed so far, so a process reads its
+// own appends. Positions of hard-deleted events are skipped. WithEventTypes filters by type.
+func (s *Store) ReadAllForward(ctx context.Context, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
+	const op = "read $all forward"
+	o, err := s.readOptions(op, "", true, count, opts)
+	if err != nil {
+		return nil, err
+	}
+	if start < 0 {
+		return nil, invalid(op, "", "start %d, must be 0 or more", start)
+	}
+	if err := s.settle(ctx); err != nil {
+		return nil, mapDBError(op, "", err)
+	}
+	rows, err := s.q.ReadAllForward(ctx, s.conn(o), db.ReadAllForwardParams{
+		Start: start, MaxCount: int64(count), EventTypes: nonNil(o.eventTypes),
+	})
+	if err != nil {
+		return nil, mapDBError(op, "", err)
+	}
+	return s.allRows(op, rows)
+}
+
+// ReadAllBackward returns at most count events of $all from position start down; -1 means from the
+// last position.
+func (s *Store) ReadAllBackward(ctx context.Context, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
+	const op = "read $all backward"
+	o, err := s.readOptions(op, "", true, count, opts)
+	if err != nil {
+		return nil, err
+	}
+	from, err := backwardStart(op, "", start)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx); err != nil {
+		return nil, mapDBError(op, "", err)
+	}
+	rows, err := s.q.ReadAllBackward(ctx, s.conn(o), db.ReadAllBackwardParams{
+		Start: from, MaxCount: int64(count), EventTypes: nonNil(o.eventTypes),
+	})
+	if err != nil {
+		return nil, mapDBError(op, "", err)
+	}
+	converted := make([]db.ReadAllForwardRow, len(rows))
+	for i, r := range rows {
+		converted[i] = db.ReadAllForwardRow(r)
+	}
+	return s.allRows(op, converted)
+}
+
+// readOptions validates a read; stream is "" for $all.
+func (s *Store) readOptions(op, stream string, all bool, count int, opts []Option) (*callOptions, error) {
+	o, err := s.options(op, stream, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !all && len(o.eventTypes) > 0 {
+		return nil, invalid(op, stream, "WithEventTypes applies to $all reads only")
+	}
+	if !all && stream == "" {
+		return nil, invalid(op, stream, "empty stream name")
+	}
+	if count <= 0 {
+		return nil, invalid(op, stream, "count %d, must be positive", count)
+	}
+	return o, nil
+}
+
+func backwardStart(op, stream string, start int64) (int64, error) {
+	switch {
+	case start == -1:
+		return math.MaxInt64, nil
+	case start <= 0:
+		return 0, invalid(op, stream, "start %d, must be -1 (the end) or positive", start)
+	}
+	return start, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Store) streamRows(op, stream string, rows []db.ReadStreamForwardRow) ([]RecordedEvent, error) {
+	if len(rows) == 0 {
+		return nil, opError(op, stream, ErrStreamNotFound)
+	}
+	if rows[0].StreamDeletedAt.Valid {
+		return nil, opError(op, stream, ErrStreamDeleted)
+	}
+	out := make([]RecordedEvent, 0, len(rows))
+	for _, r := range rows {
+		if !r.HasEvent {
+			continue
+		}
+		ev, err := s.decode(db.ReadAllForwardRow{
+			EventNumber: r.EventNumber, EventID: r.EventID, OriginName: r.OriginName,
+			OriginVersion: r.OriginVersion, EventType: r.EventType, CausationID: r.CausationID,
+			CorrelationID: r.CorrelationID, Data: r.Data, Metadata: r.Metadata, CreatedAt: r.CreatedAt,
+		})
+		if err != nil {
+			return out, opError(op, stream, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func (s *Store) allRows(op string, rows []db.ReadAllForwardRow) ([]RecordedEvent, error) {
+	out := make([]RecordedEvent, 0, len(rows))
+	for _, r := range rows {
+		ev, err := s.decode(r)
+		if err != nil {
+			return out, opError(op, "", err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func (s *Store) decode(r db.ReadAllForwardRow) (RecordedEvent, error) {
+	data, err := s.serializer.Unmarshal(r.EventType, r.Data)
+	if err != nil {
+		return RecordedEvent{}, fmt.Errorf("decode event %s (%s): %w", r.EventID, r.EventType, err)
+	}
+	meta, err := unmarshalMetadata(r.Metadata)
+	if err != nil {
+		return RecordedEvent{}, fmt.Errorf("event %s: %w", r.EventID, err)
+	}
+	return RecordedEvent{
+		EventNumber:   r.EventNumber,
+		EventID:       r.EventID,
+		StreamID:      r.OriginName,
+		StreamVersion: r.OriginVersion,
+		EventType:     r.EventType,
+		CausationID:   nullUUID(r.CausationID),
+		CorrelationID: nullUUID(r.CorrelationID),
+		Data:          data,
+		Metadata:      meta,
+		CreatedAt:     r.CreatedAt,
+	}, nil
+}
+
+func nullUUID(u uuid.NullUUID) uuid.UUID {
+	if u.Valid {
+		return u.UUID
+	}
+	return uuid.Nil
+}
+
+// StreamForward iterates over a stream's events from event number start (0: the beginning),
+// reading WithBatchSize events per query (DefaultBatchSize by default). An error ends the
+// iteration after being yielded once. AllStream iterates over $all.
+func (s *Store) StreamForward(ctx context.Context, stream string, start int64, opts ...Option) iter.Seq2[RecordedEvent, error] {
+	return s.iterate(ctx, start, true, opts, func(from int64, n int) ([]RecordedEvent, error) {
+		return s.ReadStreamForward(ctx, stream, from, n, opts...)
+	})
+}
+
+// StreamBackward iterates over a stream's events from event number start down (-1: the end).
+func (s *Store) StreamBackward(ctx context.Context, stream string, start int64, opts ...Option) iter.Seq2[RecordedEvent, error] {
+	return s.iterate(ctx, start, false, opts, func(from int64, n int) ([]RecordedEvent, error) {
+		return s.ReadStreamBackward(ctx, stream, from, n, opts...)
+	})
+}
+
+// StreamAllForward iterates over $all from position start (0: the beginning).
+func (s *Store) StreamAllForward(ctx context.Context, start int64, opts ...Option) iter.Seq2[RecordedEvent, error] {
+	return s.iterate(ctx, start, true, opts, func(from int64, n int) ([]RecordedEvent, error) {
+		return s.ReadAllForward(ctx, from, n, opts...)
+	})
+}
+
+// StreamAllBackward iterates over $all from position start down (-1: the end).
+func (s *Store) StreamAllBackward(ctx context.Context, start int64, opts ...Option) iter.Seq2[RecordedEvent, error] {
+	return s.iterate(ctx, start, false, opts, func(from int64, n int) ([]RecordedEvent, error) {
+		return s.ReadAllBackward(ctx, from, n, opts...)
+	})
+}
+
+// iterate pages through reads by event number. A short page is the last one: reads apply their
+// limit after stepping over holes and filters.
+func (s *Store) iterate(ctx context.Context, start int64, forward bool, opts []Option, read func(from int64, n int) ([]RecordedEvent, error)) iter.Seq2[RecordedEvent, error] {
+	return func(yield func(RecordedEvent, error) bool) {
+		o, err := s.options("iterate", "", opts)
+		if err != nil {
+			yield(RecordedEvent{}, err)
+			return
+		}
+		from := start
+		for {
+			batch, err := read(from, o.batchSize)
+			if err != nil {
+				yield(RecordedEvent{}, err)
+				return
+			}
+			for _, ev := range batch {
+				if !yield(ev, nil) {
+					return
+				}
+			}
+			if len(batch) < o.batchSize {
+				return
+			}
+			last := batch[len(batch)-1].EventNumber
+			if forward {
+				from = last + 1
+			} else if from = last - 1; from < 1 {
+				return
+			}
+			if ctx.Err() != nil {
+				yield(RecordedEvent{}, ctx.Err())
+				return
+			}
+		}
+	}
+}

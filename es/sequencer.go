@@ -1,0 +1,72 @@
+package es
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/go-eventstore/eventstore/db"
+)
+
+// sequencer gives committed appends their $all positions (DESIGN.md section 4). Appends never
+// touch a global row; passes serialize on the $all counter row, in this process and across all.
+type sequencer struct {
+	s        *Store
+	wakeCh   chan struct{}
+	interval time.Duration
+	batch    int
+}
+
+func newSequencer(s *Store, interval time.Duration, batch int) *sequencer {
+	return &sequencer{s: s, wakeCh: make(chan struct{}, 1), interval: interval, batch: batch}
+}
+
+// wake asks for a pass soon; it never blocks.
+func (q *sequencer) wake() {
+	select {
+	case q.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (q *sequencer) run(ctx context.Context) {
+	ticker := time.NewTicker(q.interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wakeCh:
+		case <-ticker.C:
+		}
+		// Drain: keep passing while there is work, so a busy store sequences back to back.
+		for ctx.Err() == nil {
+			last, err := q.pass(ctx, q.batch)
+			if err != nil {
+				if ctx.Err() == nil {
+					q.s.logger.Warn("sequencer pass failed", "error", err)
+				}
+				break
+			}
+			if last == 0 {
+				break
+			}
+		}
+	}
+}
+
+// pass runs one sequencer pass over at most max pending appends. It returns the last position it
+// gave, or 0 when there was nothing to sequence.
+func (q *sequencer) pass(ctx context.Context, max int) (int64, error) {
+	last, err := q.s.q.SequenceAll(ctx, q.s.tmpl.Wrap(q.s.db), db.SequenceAllParams{
+		MaxPending: int32(min(max, math.MaxInt32)),
+		Channel:    q.s.channel,
+	})
+	return last, err
+}
+
+// settle sequences every append committed so far, so that a read of $all that follows sees them.
+func (s *Store) settle(ctx context.Context) error {
+	_, err := s.seq.pass(ctx, math.MaxInt32)
+	return err
+}

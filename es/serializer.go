@@ -1,0 +1,130 @@
+package es
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// Serializer encodes event and snapshot data. Metadata is always stored as JSON.
+type Serializer interface {
+	// Marshal encodes a value for storage.
+	Marshal(v any) ([]byte, error)
+	// Unmarshal decodes data stored under typeName.
+	Unmarshal(typeName string, data []byte) (any, error)
+	// TypeName names v's type, for data given without a type name; ok is false when it cannot.
+	TypeName(v any) (name string, ok bool)
+}
+
+// JSONSerializer is the default Serializer. Registered types decode to their Go type; other data
+// decodes to the generic encoding/json values (map[string]any, []any, float64, ...).
+type JSONSerializer struct {
+	mu     sync.RWMutex
+	byName map[string]reflect.Type
+	byType map[reflect.Type]string
+}
+
+// NewJSONSerializer returns a JSONSerializer with no registered types.
+func NewJSONSerializer() *JSONSerializer {
+	return &JSONSerializer{byName: map[string]reflect.Type{}, byType: map[reflect.Type]string{}}
+}
+
+// Register maps an event type name to the Go type of example (a value or a pointer to one): data
+// stored under name decodes to that type (a value, not a pointer), and data of that type appended
+// without an EventType is stored under name. A name or type registered twice is an error.
+func (s *JSONSerializer) Register(name string, example any) error {
+	if name == "" {
+		return fmt.Errorf("eventstore: register: %w: empty type name", ErrInvalidArgument)
+	}
+	t := baseType(example)
+	if t == nil {
+		return fmt.Errorf("eventstore: register %q: %w: nil example", name, ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev, ok := s.byName[name]; ok && prev != t {
+		return fmt.Errorf("eventstore: register %q: %w: name already maps to %v", name, ErrInvalidArgument, prev)
+	}
+	if prev, ok := s.byType[t]; ok && prev != name {
+		return fmt.Errorf("eventstore: register %q: %w: %v already registered as %q", name, ErrInvalidArgument, t, prev)
+	}
+	s.byName[name] = t
+	s.byType[t] = name
+	return nil
+}
+
+// MustRegister is Register that panics on error, for package initialisation.
+func (s *JSONSerializer) MustRegister(name string, example any) {
+	if err := s.Register(name, example); err != nil {
+		panic(err)
+	}
+}
+
+func baseType(v any) reflect.Type {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// Marshal encodes v as JSON.
+func (s *JSONSerializer) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal decodes JSON into the type registered for typeName, or into generic values.
+func (s *JSONSerializer) Unmarshal(typeName string, data []byte) (any, error) {
+	s.mu.RLock()
+	t, ok := s.byName[typeName]
+	s.mu.RUnlock()
+	if !ok {
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	p := reflect.New(t)
+	if err := json.Unmarshal(data, p.Interface()); err != nil {
+		return nil, err
+	}
+	return p.Elem().Interface(), nil
+}
+
+// TypeName returns the registered name of v's type, else the Go name of a named type
+// ("bank.Deposited"). Unnamed types (maps, slices, nil) have no name.
+func (s *JSONSerializer) TypeName(v any) (string, bool) {
+	t := baseType(v)
+	if t == nil {
+		return "", false
+	}
+	s.mu.RLock()
+	name, ok := s.byType[t]
+	s.mu.RUnlock()
+	if ok {
+		return name, true
+	}
+	if t.Name() == "" || t.PkgPath() == "" {
+		return "", false
+	}
+	return t.String(), true
+}
+
+func marshalMetadata(m map[string]any) ([]byte, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
+func unmarshalMetadata(b []byte) (map[string]any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, errors.New("decode metadata: " + err.Error())
+	}
+	return m, nil
+}

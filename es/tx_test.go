@@ -1,0 +1,159 @@
+package es_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/go-eventstore/eventstore/es"
+	"github.com/go-eventstore/eventstore/estest"
+)
+
+func setupTx(t *testing.T) (*es.Store, *sql.DB, context.Context, *is.I) {
+	t.Parallel()
+	return estest.NewStore(t, nil), estest.DB(t), t.Context(), is.New(t)
+}
+
+// An application appends events and updates its own read model in one transaction.
+func TestTxAppendWithReadModel(t *testing.T) {
+	store, db, ctx, is := setupTx(t)
+	table := store.Schema() + ".balances"
+	_, err := db.ExecContext(ctx, "CREATE TABLE "+table+" (account text PRIMARY KEY, balance int)")
+	is.NoErr(err)
+
+	tx, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	is.NoErr(store.AppendToStream(ctx, "acc-1", es.NoStream, events(1), es.WithTx(tx)))
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+table+" VALUES ('acc-1', 1)")
+	is.NoErr(err)
+
+	// Nothing is visible outside before the commit, not even in $all.
+	_, err = store.ReadStreamForward(ctx, "acc-1", 0, 10)
+	is.True(errors.Is(err, es.ErrStreamNotFound))
+	all, err := store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(len(all), 0)
+	// The transaction sees its own append.
+	inside, err := store.ReadStreamForward(ctx, "acc-1", 0, 10, es.WithTx(tx))
+	is.NoErr(err)
+	is.Equal(len(inside), 1)
+
+	is.NoErr(tx.Commit())
+	got, err := store.ReadStreamForward(ctx, "acc-1", 0, 10)
+	is.NoErr(err)
+	is.Equal(len(got), 1)
+	all, err = store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(len(all), 1)
+	var balance int
+	is.NoErr(db.QueryRowContext(ctx, "SELECT balance FROM "+table).Scan(&balance))
+	is.Equal(balance, 1)
+}
+
+func TestTxRollbackLeavesNothing(t *testing.T) {
+	store, db, ctx, is := setupTx(t)
+	is.NoErr(store.AppendToStream(ctx, "keep", es.NoStream, events(1)))
+	tx, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	is.NoErr(store.AppendToStream(ctx, "gone", es.NoStream, events(3), es.WithTx(tx)))
+	is.NoErr(store.AppendToStream(ctx, "keep", 1, events(1), es.WithTx(tx)))
+	is.NoErr(store.RecordSnapshot(ctx, es.SnapshotData{SourceID: "gone", SourceType: "t", Data: 1}, es.WithTx(tx)))
+	is.NoErr(tx.Rollback())
+
+	_, err = store.StreamInfo(ctx, "gone")
+	is.True(errors.Is(err, es.ErrStreamNotFound))
+	info, err := store.StreamInfo(ctx, "keep")
+	is.NoErr(err)
+	is.Equal(info.StreamVersion, int64(1))
+	_, err = store.ReadSnapshot(ctx, "gone")
+	is.True(errors.Is(err, es.ErrSnapshotNotFound))
+	all, err := store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(len(all), 1)
+	is.Equal(all[0].EventNumber, int64(1))
+}
+
+// A refused expected version is not a database error: the caller's transaction goes on.
+func TestTxWrongExpectedVersionKeepsTxUsable(t *testing.T) {
+	store, db, ctx, is := setupTx(t)
+	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, events(2)))
+	tx, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	defer tx.Rollback()
+	is.True(errors.Is(store.AppendToStream(ctx, "s", 1, events(1), es.WithTx(tx)), es.ErrWrongExpectedVersion))
+	is.True(errors.Is(store.AppendToStream(ctx, "s", es.NoStream, events(1), es.WithTx(tx)), es.ErrStreamExists))
+	is.NoErr(store.AppendToStream(ctx, "s", 2, events(1), es.WithTx(tx)))
+	is.NoErr(tx.Commit())
+	info, err := store.StreamInfo(ctx, "s")
+	is.NoErr(err)
+	is.Equal(info.StreamVersion, int64(3))
+}
+
+// While a caller's transaction that appended to stream A stays open, an append to stream B
+// completes and becomes readable in $all: no global write lock.
+func TestTxOpenAppendDoesNotBlockOtherStreams(t *testing.T) {
+	store, db, ctx, is := setupTx(t)
+	tx, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	defer tx.Rollback()
+	is.NoErr(store.AppendToStream(ctx, "A", es.NoStream, events(1), es.WithTx(tx)))
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		done <- store.AppendToStream(ctx, "B", es.NoStream, events(2))
+	}()
+	is.NoErr(<-done) // would time out if B waited for A's transaction
+
+	all, err := store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(len(all), 2)
+	is.Equal(all[0].StreamID, "B")
+	is.Equal(all[1].EventNumber, int64(2))
+
+	is.NoErr(tx.Commit())
+	all, err = store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(len(all), 3)
+	is.Equal(all[2].StreamID, "A")
+	is.Equal(all[2].EventNumber, int64(3))
+}
+
+// An unrelated transaction that holds a transaction id (and an old snapshot) does not stop $all
+// from advancing: positions never wait on transaction-id horizons.
+func TestTxUnrelatedLongTransactionDoesNotStallAll(t *testing.T) {
+	store, db, ctx, is := setupTx(t)
+	table := store.Schema() + ".unrelated"
+	_, err := db.ExecContext(ctx, "CREATE TABLE "+table+" (x int)")
+	is.NoErr(err)
+	long, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	is.NoErr(err)
+	defer long.Rollback()
+	_, err = long.ExecContext(ctx, "INSERT INTO "+table+" VALUES (1)") // takes a transaction id
+	is.NoErr(err)
+
+	for i := range 5 {
+		is.NoErr(store.AppendToStream(ctx, fmt.Sprintf("s-%d", i), es.NoStream, events(2)))
+		all, err := store.ReadAllForward(ctx, 0, 100)
+		is.NoErr(err)
+		is.Equal(len(all), 2*(i+1))
+	}
+	// The background sequencer advances too, without any $all read settling it.
+	is.NoErr(store.AppendToStream(ctx, "bg", es.NoStream, events(1)))
+	deadline := time.Now().Add(30 * time.Second)
+	var last int64
+	for time.Now().Before(deadline) {
+		is.NoErr(db.QueryRowContext(ctx, "SELECT last_position FROM "+store.Schema()+".all_counter").Scan(&last))
+		if last == 11 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	is.Equal(last, int64(11))
+}

@@ -1,0 +1,185 @@
+// Package estest gives tests a real PostgreSQL and a fresh, migrated event store per test.
+//
+// When ES_TEST_DATABASE_URL is unset, a throwaway cluster is started from the installed
+// PostgreSQL binaries (see StartPostgres) the first time a test needs it, shared by the package's
+// tests, and removed when Main returns. Each test gets its own schema, dropped after the test.
+//
+// Use it from a package's TestMain:
+//
+//	func TestMain(m *testing.M) { estest.Main(m) }
+//
+// Main runs the package's tests once per database/sql driver, lib/pq ("postgres") and pgx's
+// stdlib ("pgx"); ES_TEST_DRIVER=postgres or ES_TEST_DRIVER=pgx runs one only.
+package estest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	_ "github.com/lib/pq"              // registers driver "postgres"
+
+	"github.com/go-eventstore/eventstore/es"
+	"github.com/go-eventstore/eventstore/goose"
+)
+
+// Drivers are the database/sql drivers the suite runs under.
+var Drivers = []string{"postgres", "pgx"}
+
+var (
+	mu       sync.Mutex
+	driver   = envOr("ES_TEST_DRIVER", "postgres")
+	server   *Postgres
+	dsn      string
+	dbs      = map[string]*sql.DB{}
+	startErr error
+)
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Main runs m once per driver (or once, for ES_TEST_DRIVER), then closes the pools, stops the
+// throwaway server and exits with the tests' status.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	defer shutdown()
+	drivers := Drivers
+	if d := os.Getenv("ES_TEST_DRIVER"); d != "" {
+		drivers = []string{d}
+	}
+	code := 0
+	for _, d := range drivers {
+		mu.Lock()
+		driver = d
+		mu.Unlock()
+		if c := m.Run(); c != 0 {
+			slog.Error("estest: tests failed", "driver", d)
+			code = c
+		}
+	}
+	return code
+}
+
+func shutdown() {
+	mu.Lock()
+	defer mu.Unlock()
+	for _, db := range dbs {
+		_ = db.Close()
+	}
+	dbs = map[string]*sql.DB{}
+	if server != nil {
+		_ = server.Stop()
+		server = nil
+	}
+}
+
+// Driver returns the database/sql driver name of the current run.
+func Driver() string {
+	mu.Lock()
+	defer mu.Unlock()
+	return driver
+}
+
+// DSN returns the connection string of the test database: ES_TEST_DATABASE_URL, else the shared
+// throwaway server's, starting it on first use. It fails the test if there is no database.
+func DSN(tb testing.TB) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if dsn == "" && startErr == nil {
+		if url := os.Getenv("ES_TEST_DATABASE_URL"); url != "" {
+			dsn = url
+		} else {
+			server, startErr = StartPostgres(context.Background(), nil)
+			if startErr == nil {
+				dsn = server.SocketDSN("postgres")
+			}
+		}
+	}
+	if startErr != nil {
+		tb.Fatalf("estest: no test database: %v", startErr)
+	}
+	return dsn
+}
+
+// Server returns the shared throwaway server, or nil when ES_TEST_DATABASE_URL is used. Fault
+// tests use it to restart PostgreSQL.
+func Server(tb testing.TB) *Postgres {
+	tb.Helper()
+	DSN(tb)
+	mu.Lock()
+	defer mu.Unlock()
+	return server
+}
+
+// DB returns the shared *sql.DB of the current driver; it stays open until Main returns.
+func DB(tb testing.TB) *sql.DB {
+	tb.Helper()
+	url, d := DSN(tb), Driver()
+	mu.Lock()
+	defer mu.Unlock()
+	if db, ok := dbs[d]; ok {
+		return db
+	}
+	db, err := sql.Open(d, url)
+	if err != nil {
+		tb.Fatalf("estest: open %s: %v", d, err)
+	}
+	db.SetMaxOpenConns(100)
+	db.SetMaxIdleConns(100)
+	dbs[d] = db
+	return db
+}
+
+// NewSchema creates and migrates a fresh schema, dropped when the test ends.
+func NewSchema(tb testing.TB) string {
+	tb.Helper()
+	db := DB(tb)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	ctx := context.WithoutCancel(tb.Context())
+	if _, err := goose.Up(ctx, db, name); err != nil {
+		tb.Fatalf("estest: migrate schema %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA %q CASCADE`, name)); err != nil {
+			tb.Logf("estest: drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// NewStore returns a Store on a fresh schema (cfg.Schema is ignored), closed when the test ends.
+// cfg may be nil; ListenDSN defaults to the test database.
+func NewStore(tb testing.TB, cfg *es.Config) *es.Store {
+	tb.Helper()
+	var c es.Config
+	if cfg != nil {
+		c = *cfg
+	}
+	c.Schema = NewSchema(tb)
+	if c.ListenDSN == "" {
+		c.ListenDSN = DSN(tb)
+	}
+	store, err := es.New(DB(tb), &c)
+	if err != nil {
+		tb.Fatalf("estest: new store: %v", err)
+	}
+	tb.Cleanup(func() { _ = store.Close() })
+	return store
+}
