@@ -142,7 +142,7 @@ func TestAllInvariantsUnderConcurrency(t *testing.T) {
 	for i, ev := range all {
 		is.Equal(ev.EventNumber, int64(i+1)) // gap-free
 		stream, ok := committed[ev.EventID]
-		is.True(ok)                     // committed, so not rolled back
+		is.True(ok)                      // committed, so not rolled back
 		is.True(!rolledBack[ev.EventID]) // never a rolled-back event
 		is.Equal(ev.StreamID, stream)
 		is.True(ev.StreamVersion > lastVersion[stream]) // stream order kept in $all

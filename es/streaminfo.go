@@ -178,4 +178,3 @@ func (s *Store) PaginateStreams(ctx context.Context, p PageOptions, opts ...Opti
 
 // likeEscaper makes a search string match literally inside ILIKE's default escape character.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-
