@@ -118,8 +118,10 @@ func marshalMetadata(m map[string]any) ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// unmarshalMetadata reads stored metadata; none is stored as NULL or, through some drivers' array
+// encoding, as empty bytes.
 func unmarshalMetadata(b []byte) (map[string]any, error) {
-	if b == nil {
+	if len(b) == 0 {
 		return nil, nil
 	}
 	var m map[string]any
