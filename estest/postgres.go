@@ -198,7 +198,7 @@ func (p *Postgres) prepare(cmd *exec.Cmd) {
 		Credential: p.cred,
 		// Kill the child when the thread that started it exits; startChild keeps that thread
 		// alive for as long as the child runs, so this fires only when our process dies.
-		Pdeathsig: syscall.SIGKILL,
+		Pdeathsig: 0,
 		// Own process group: a terminal's Ctrl-C goes to the launcher, which decides.
 		Setpgid: true,
 	}
@@ -211,12 +211,13 @@ func (p *Postgres) prepare(cmd *exec.Cmd) {
 func startChild(cmd *exec.Cmd) (*child, error) {
 	ch := &child{cmd: cmd, exited: make(chan struct{})}
 	started := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	started <- nil
-	_ = runtime.LockOSThread
 	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		ch.err = cmd.Wait()
 		close(ch.exited)
 	}()

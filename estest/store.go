@@ -98,6 +98,15 @@ func Driver() string {
 // throwaway server's, starting it on first use. It fails the test if there is no database.
 func DSN(tb testing.TB) string {
 	tb.Helper()
+	url, err := SharedDSN()
+	if err != nil {
+		tb.Fatalf("estest: no test database: %v", err)
+	}
+	return url
+}
+
+// SharedDSN is DSN for code that has no test at hand, such as Example functions.
+func SharedDSN() (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if dsn == "" && startErr == nil {
@@ -110,10 +119,7 @@ func DSN(tb testing.TB) string {
 			}
 		}
 	}
-	if startErr != nil {
-		tb.Fatalf("estest: no test database: %v", startErr)
-	}
-	return dsn
+	return dsn, startErr
 }
 
 // Server returns the shared throwaway server, or nil when ES_TEST_DATABASE_URL is used. Fault
