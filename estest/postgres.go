@@ -198,7 +198,7 @@ func (p *Postgres) prepare(cmd *exec.Cmd) {
 		Credential: p.cred,
 		// Kill the child when the thread that started it exits; startChild keeps that thread
 		// alive for as long as the child runs, so this fires only when our process dies.
-		Pdeathsig: 0,
+		Pdeathsig: syscall.SIGKILL,
 		// Own process group: a terminal's Ctrl-C goes to the launcher, which decides.
 		Setpgid: true,
 	}
