@@ -176,7 +176,19 @@ func (s *Store) LinkToStream(ctx context.Context, stream string, expected Expect
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.expectedVersionError(ctx, conn, op, stream, expected)
 	}
-	return mapDBError(op, stream, err)
+	if err != nil {
+		return mapDBError(op, stream, err)
+	}
+	// Links get no $all position, so no sequencer pass announces them: wake the link stream's
+	// subscribers here (at commit, for a caller's transaction). Links are rare enough for NOTIFY's
+	// commit-time lock.
+	if err := s.q.Notify(ctx, conn, db.NotifyParams{Channel: s.channel, Payload: "link"}); err != nil {
+		return mapDBError(op, stream, err)
+	}
+	if o.tx == nil {
+		s.wakeSubscriptions()
+	}
+	return nil
 }
 
 // EventIDs returns the ids of events, for LinkToStream.

@@ -62,6 +62,9 @@ func (q *sequencer) pass(ctx context.Context, max int) (int64, error) {
 		MaxPending: int32(min(max, math.MaxInt32)),
 		Channel:    q.s.channel,
 	})
+	if last > 0 {
+		q.s.wakeSubscriptions() // this process's subscribers need not wait for the NOTIFY
+	}
 	return last, err
 }
 

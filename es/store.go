@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-eventstore/eventstore/db"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
+	"github.com/go-eventstore/eventstore/notify"
 )
 
 // Config configures a Store. A nil *Config means all defaults.
@@ -36,6 +37,9 @@ type Config struct {
 	// SequencerBatch is the most appends one sequencer pass gives $all positions to.
 	// Defaults to 1000.
 	SequencerBatch int
+	// SubscriptionPollInterval is how often subscriptions read for new events without having been
+	// woken, the fallback for lost notifications. Defaults to 1s.
+	SubscriptionPollInterval time.Duration
 }
 
 // Store is an event store in one Postgres schema. It is safe for concurrent use; many Stores (one
@@ -50,7 +54,14 @@ type Store struct {
 	listenDSN  string
 	channel    string
 
-	seq    *sequencer
+	seq          *sequencer
+	pollInterval time.Duration
+	subsMu       sync.Mutex
+	subs         map[subKey]*subscription
+	transients   map[*TransientSubscription]struct{}
+	listenOnce   sync.Once
+	listener     *notify.Listener
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed chan struct{}
@@ -86,6 +97,9 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if c.SequencerBatch <= 0 {
 		c.SequencerBatch = 1000
 	}
+	if c.SubscriptionPollInterval <= 0 {
+		c.SubscriptionPollInterval = time.Second
+	}
 	s := &Store{
 		db:         database,
 		q:          db.New(),
@@ -96,6 +110,10 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 		listenDSN:  c.ListenDSN,
 		channel:    ChannelName(c.Schema),
 		closed:     make(chan struct{}),
+
+		pollInterval: c.SubscriptionPollInterval,
+		subs:         map[subKey]*subscription{},
+		transients:   map[*TransientSubscription]struct{}{},
 	}
 	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerBatch)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,11 +122,15 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the background work and gives $all positions to this process's last appends. It
-// does not close the *sql.DB. It is safe to call more than once.
+// Close stops the subscriptions (writing their checkpoints) and the background work, and gives
+// $all positions to this process's last appends. It does not close the *sql.DB. It is safe to
+// call more than once.
 func (s *Store) Close() error {
 	s.once.Do(func() {
+		s.subsMu.Lock()
 		close(s.closed)
+		s.subsMu.Unlock()
+		s.stopSubscriptions()
 		s.cancel()
 		s.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -116,8 +138,27 @@ func (s *Store) Close() error {
 		if _, err := s.seq.pass(ctx, s.seq.batch); err != nil {
 			s.logger.Warn("final sequencer pass failed", "error", err)
 		}
+		if s.listener != nil {
+			_ = s.listener.Close()
+		}
 	})
 	return nil
+}
+
+// waiter returns a wake-up source for this store's notifications, or nil without ListenDSN.
+func (s *Store) waiter() *notify.Waiter {
+	if s.listenDSN == "" {
+		return nil
+	}
+	s.listenOnce.Do(func() {
+		s.listener = notify.Shared(s.listenDSN, &notify.Config{Logger: s.logger})
+	})
+	w, err := s.listener.Wait(s.channel)
+	if err != nil {
+		s.logger.Warn("cannot listen for notifications; polling only", "error", err)
+		return nil
+	}
+	return w
 }
 
 // Schema returns the Postgres schema the store works in.
