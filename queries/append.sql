@@ -77,12 +77,13 @@ SELECT s.id, s.stream_version FROM s;
 
 -- name: CheckLinkEvents :many
 -- For each event id: whether it exists and whether the stream already holds it (as its own event
--- or as a link). Read-only, so a refused link leaves the caller's transaction usable.
+-- or as a link). Read-only, so a refused link leaves the caller's transaction usable. duplicate is
+-- never NULL: an unknown event (e.* NULL) into an existing stream is not found, not a duplicate.
 SELECT x.event_id,
        (e.event_id IS NOT NULL)::bool AS found,
-       (st.id IS NOT NULL AND (e.stream_pk = st.id OR EXISTS (
+       coalesce(st.id IS NOT NULL AND (e.stream_pk = st.id OR EXISTS (
             SELECT 1 FROM /* TEMPLATE: schema */links l WHERE l.stream_pk = st.id AND l.event_id = x.event_id
-       )))::bool AS duplicate
+       )), false)::bool AS duplicate
 FROM unnest(@event_ids::uuid[]) AS x(event_id)
 LEFT JOIN /* TEMPLATE: schema */events e ON e.event_id = x.event_id
 LEFT JOIN /* TEMPLATE: schema */streams st ON st.stream_name = @stream_name::text;
