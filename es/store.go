@@ -24,6 +24,11 @@ type Config struct {
 	// ListenDSN is the connection string of the LISTEN connection that wakes subscriptions; it
 	// must reach the same database. Defaults to "" (subscriptions then poll).
 	ListenDSN string
+	// ListenApplicationName is the application_name of the LISTEN connection, by which operators
+	// (and fault tests) find it in pg_stat_activity. Stores of a process with the same ListenDSN
+	// and ListenApplicationName share one connection. Defaults to notify.DefaultApplicationName
+	// ("eventstore-listener").
+	ListenApplicationName string
 	// Serializer encodes event and snapshot data. Defaults to NewJSONSerializer().
 	Serializer Serializer
 	// EnableHardDeletes allows DeleteStream with HardDelete. Defaults to false.
@@ -52,6 +57,7 @@ type Store struct {
 	logger     *slog.Logger
 	hardDelete bool
 	listenDSN  string
+	listenApp  string
 	channel    string
 
 	seq          *sequencer
@@ -108,6 +114,7 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 		logger:     c.Logger.With("component", "eventstore", "schema", c.Schema),
 		hardDelete: c.EnableHardDeletes,
 		listenDSN:  c.ListenDSN,
+		listenApp:  c.ListenApplicationName,
 		channel:    ChannelName(c.Schema),
 		closed:     make(chan struct{}),
 
@@ -146,16 +153,19 @@ func (s *Store) Close() error {
 }
 
 // waiter returns a wake-up source for this store's notifications, or nil without ListenDSN.
-func (s *Store) waiter() *notify.Waiter {
+// It gives up when ctx ends (LISTEN waits while the database is unreachable).
+func (s *Store) waiter(ctx context.Context) *notify.Waiter {
 	if s.listenDSN == "" {
 		return nil
 	}
 	s.listenOnce.Do(func() {
-		s.listener = notify.Shared(s.listenDSN, &notify.Config{Logger: s.logger})
+		s.listener = notify.Shared(s.listenDSN, &notify.Config{Logger: s.logger, ApplicationName: s.listenApp})
 	})
-	w, err := s.listener.Wait(s.channel)
+	w, err := s.listener.WaitContext(ctx, s.channel)
 	if err != nil {
-		s.logger.Warn("cannot listen for notifications; polling only", "error", err)
+		if ctx.Err() == nil {
+			s.logger.Warn("cannot listen for notifications; polling only", "error", err)
+		}
 		return nil
 	}
 	return w

@@ -94,6 +94,7 @@ func (sub *subscription) stop(err error) {
 		sub.stopErr = err
 		sub.mu.Unlock()
 		close(sub.stopCh)
+		sub.cancel() // ends waits on the database; the last checkpoint is written without it
 	})
 }
 
@@ -245,7 +246,7 @@ func (sub *subscription) run() {
 		<-sub.prev.finished
 	}
 	var wakeups <-chan struct{}
-	if w := sub.store.waiter(); w != nil {
+	if w := sub.store.waiter(sub.ctx); w != nil {
 		defer w.Close()
 		wakeups = w.C
 	}
@@ -348,7 +349,15 @@ func (sub *subscription) deliver(conn *sql.Conn, wakeups <-chan struct{}) (lost 
 			sub.store.logger.Warn("subscription read failed", "stream", sub.stream, "subscription", sub.name, "error", err)
 		}
 		sub.dispatch()
+		if sub.stopping() {
+			sub.finalCheckpoint(conn)
+			return false
+		}
 		if err := sub.writeCheckpoint(conn, false); err != nil {
+			if sub.stopping() {
+				sub.finalCheckpoint(conn)
+				return false
+			}
 			return sub.checkpointFailed(err)
 		}
 		var timerC <-chan time.Time
@@ -369,11 +378,7 @@ func (sub *subscription) deliver(conn *sql.Conn, wakeups <-chan struct{}) (lost 
 		}
 		select {
 		case <-sub.stopCh:
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(sub.ctx), 5*time.Second)
-			defer cancel()
-			if err := sub.writeCheckpointCtx(ctx, conn, true); err != nil && !errors.Is(err, ErrSubscriptionNotFound) {
-				sub.store.logger.Warn("subscription cannot write its last checkpoint", "stream", sub.stream, "subscription", sub.name, "error", err)
-			}
+			sub.finalCheckpoint(conn)
 			return false
 		case <-sub.wakeCh:
 		case <-wakeups:
@@ -384,6 +389,15 @@ func (sub *subscription) deliver(conn *sql.Conn, wakeups <-chan struct{}) (lost 
 				return true
 			}
 		}
+	}
+}
+
+// finalCheckpoint writes what was acknowledged when the subscription stops.
+func (sub *subscription) finalCheckpoint(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(sub.ctx), 5*time.Second)
+	defer cancel()
+	if err := sub.writeCheckpointCtx(ctx, conn, true); err != nil && !errors.Is(err, ErrSubscriptionNotFound) {
+		sub.store.logger.Warn("subscription cannot write its last checkpoint", "stream", sub.stream, "subscription", sub.name, "error", err)
 	}
 }
 

@@ -129,7 +129,7 @@ func (t *TransientSubscription) run(pos int64) {
 		}
 	}()
 	var wakeups <-chan struct{}
-	if w := t.store.waiter(); w != nil {
+	if w := t.store.waiter(ctx); w != nil {
 		defer w.Close()
 		wakeups = w.C
 	}

@@ -157,3 +157,35 @@ func TestTxUnrelatedLongTransactionDoesNotStallAll(t *testing.T) {
 	}
 	is.Equal(last, int64(11))
 }
+
+// A hard delete in a caller's open transaction, of a stream whose appends have no $all position
+// yet, holds only that stream: other appends still get their positions and $all reads go on.
+func TestTxOpenHardDeleteDoesNotStallAll(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	// An hour-long interval keeps the background sequencer from numbering the first append.
+	store := estest.NewStore(t, &es.Config{EnableHardDeletes: true, SequencerInterval: time.Hour})
+	db, ctx := estest.DB(t), t.Context()
+	tx, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	is.NoErr(store.AppendToStream(ctx, "doomed", es.NoStream, events(2), es.WithTx(tx))) // no wake-up
+	is.NoErr(tx.Commit())
+
+	del, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	defer del.Rollback()
+	is.NoErr(store.DeleteStream(ctx, "doomed", es.AnyVersion, es.HardDelete, es.WithTx(del)))
+
+	bounded, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	is.NoErr(store.AppendToStream(bounded, "other", es.NoStream, events(1)))
+	all, err := store.ReadAllForward(bounded, 0, 10) // would block behind the delete's locks
+	is.NoErr(err)
+	is.Equal(len(all), 1)
+	is.Equal(all[0].StreamID, "other")
+
+	is.NoErr(del.Commit())
+	all, err = store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(len(all), 1)
+}

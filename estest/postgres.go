@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -33,7 +34,7 @@ const (
 	dataSubdir     = "data"
 	defaultTimeout = 60 * time.Second
 	stopTimeout    = 30 * time.Second
-	startAttempts  = 5
+	startAttempts  = 5                // ports to try
 	staleNoOwner   = 10 * time.Minute // a dir without owner file older than this is abandoned
 	maxSocketPath  = 107              // sizeof(sockaddr_un.sun_path) - 1 on Linux
 	installHint    = "install them with `apt-get install postgresql` (Debian/Ubuntu), " +
@@ -117,6 +118,9 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 	dir, err := os.MkdirTemp(base, dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("estest: create temporary directory: %w", err)
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	p := &Postgres{
 		bin:     bin,
@@ -229,10 +233,11 @@ func startChild(cmd *exec.Cmd) (*child, error) {
 
 // start starts the postmaster and waits until it accepts connections. With pickPort, it picks a
 // free port, and another one if that was taken meanwhile; else it keeps p.port and retries while
-// the port is busy. p.mu is held.
+// the port is busy. It also retries while the processes of a killed server linger. p.mu is held.
 func (p *Postgres) start(ctx context.Context, pickPort bool) error {
+	var prev error // cause of the previous attempt's failure
 	for attempt := 1; ; attempt++ {
-		if pickPort {
+		if pickPort && (attempt == 1 || errors.Is(prev, errPortInUse)) {
 			port, err := freePort()
 			if err != nil {
 				return err
@@ -243,21 +248,33 @@ func (p *Postgres) start(ctx context.Context, pickPort bool) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, errPortInUse) || ctx.Err() != nil || (pickPort && attempt >= startAttempts) {
+		transient := errors.Is(err, errPortInUse) || errors.Is(err, errShmemInUse)
+		if !transient && prev != nil {
+			// Likely the deadline, cutting short an attempt; say what went wrong before.
+			err = fmt.Errorf("%w\n(attempt %d; the previous one failed: %w)", err, attempt, prev)
+		}
+		if !transient || ctx.Err() != nil || (pickPort && errors.Is(err, errPortInUse) && attempt >= startAttempts) {
 			return err
 		}
-		p.log.Warn("estest: port in use, retrying", "port", p.port, "attempt", attempt)
-		if !pickPort {
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(200 * time.Millisecond):
-			}
+		prev = errors.Unwrap(err)
+		p.log.Warn("estest: postgres did not start, retrying", "port", p.port, "attempt", attempt, "err", prev)
+		if pickPort && errors.Is(err, errPortInUse) {
+			continue // a new port right away
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-var errPortInUse = errors.New("port in use")
+var (
+	// errPortInUse: another process listens on the port.
+	errPortInUse = errors.New("port in use")
+	// errShmemInUse: the backends of a server that was killed have not all exited yet.
+	errShmemInUse = errors.New("shared memory of a previous server still in use")
+)
 
 func (p *Postgres) startOnce(ctx context.Context) error {
 	logf, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -282,15 +299,19 @@ func (p *Postgres) startOnce(ctx context.Context) error {
 	if err := p.waitReady(ctx, srv); err != nil {
 		p.kill()
 		logTail := readTail(p.logPath, offset)
-		if strings.Contains(logTail, "Address already in use") {
+		switch {
+		case strings.Contains(logTail, "Address already in use"):
 			err = fmt.Errorf("%w: %w", errPortInUse, err)
+		case strings.Contains(logTail, "pre-existing shared memory block"):
+			err = fmt.Errorf("%w: %w", errShmemInUse, err)
 		}
 		return fmt.Errorf("estest: postgres on port %d did not start: %w\nserver log:\n%s", p.port, err, logTail)
 	}
 	return nil
 }
 
-// waitReady polls with real connections until SELECT 1 succeeds, the server exits, or ctx ends.
+// waitReady polls with real connections until a query shows that this server answers on the
+// port, the server exits, or ctx ends.
 func (p *Postgres) waitReady(ctx context.Context, srv *child) error {
 	db, err := sql.Open("postgres", p.DSN("postgres"))
 	if err != nil {
@@ -301,11 +322,15 @@ func (p *Postgres) waitReady(ctx context.Context, srv *child) error {
 	defer tick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		var one int
-		err := db.QueryRowContext(pctx, "SELECT 1").Scan(&one)
+		// Not just SELECT 1: another server may have grabbed the port meanwhile.
+		var dataDir string
+		err := db.QueryRowContext(pctx, "SELECT current_setting('data_directory')").Scan(&dataDir)
 		cancel()
-		if err == nil {
+		if err == nil && filepath.Clean(dataDir) == filepath.Clean(p.dataDir) {
 			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("port %d is served by another server, on %s", p.port, dataDir)
 		}
 		select {
 		case <-srv.exited:
@@ -656,8 +681,52 @@ func processAlive(pid int) bool {
 	return true
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago. It prefers ports outside
+// the kernel's ephemeral range: those the kernel hands out on its own, also as the local port of
+// every outgoing connection, so that with busy tests a port picked there is soon taken again.
 func freePort() (int, error) {
+	lo, hi := 32768, 60999 // Linux default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l <= h {
+				lo, hi = l, h
+			}
+		}
+	}
+	const lowest, highest = 10000, 65535
+	var candidates [][2]int // port ranges, inclusive
+	if lo-1 >= lowest {
+		candidates = append(candidates, [2]int{lowest, lo - 1})
+	}
+	if hi+1 <= highest {
+		candidates = append(candidates, [2]int{max(hi+1, lowest), highest})
+	}
+	total := 0
+	for _, c := range candidates {
+		total += c[1] - c[0] + 1
+	}
+	for range 50 {
+		if total == 0 {
+			break
+		}
+		n := rand.IntN(total)
+		port := 0
+		for _, c := range candidates {
+			if size := c[1] - c[0] + 1; n < size {
+				port = c[0] + n
+				break
+			} else {
+				n -= size
+			}
+		}
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			_ = l.Close()
+			return port, nil
+		}
+	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("estest: find a free port: %w", err)

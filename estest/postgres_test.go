@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,13 +159,59 @@ func TestPostgresRestart(t *testing.T) {
 		is.Equal(vs, "one,two")
 	}
 
-	// Restart brings back a server that died.
-	is.NoErr(p.srv.cmd.Process.Kill())
-	<-p.srv.exited
-	is.NoErr(p.Restart(ctx))
+	// Restart brings back a server that was killed, even while its backends linger.
+	db = openDB(t, "postgres", p.DSN(""))
+	for range 3 {
+		var n int
+		is.NoErr(db.QueryRowContext(ctx, "SELECT count(*) FROM t, pg_sleep(0)").Scan(&n))
+		is.Equal(n, 2)
+		is.NoErr(p.srv.cmd.Process.Kill())
+		<-p.srv.exited
+		is.NoErr(p.Restart(ctx))
+	}
 	var n int
-	is.NoErr(openDB(t, "postgres", p.DSN("")).QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n))
+	is.NoErr(db.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n))
 	is.Equal(n, 2)
+}
+
+// TestPostgresRestartPortBusy checks that Restart waits for its port to be free again.
+func TestPostgresRestartPortBusy(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	p := startTestPostgres(t, nil)
+	p.mu.Lock()
+	is.NoErr(p.stop())
+	p.mu.Unlock()
+	l, err := net.Listen("tcp4", p.DSN("")[len("postgres://postgres@"):strings.LastIndex(p.DSN(""), "/")])
+	is.NoErr(err)
+	time.AfterFunc(time.Second, func() { _ = l.Close() })
+	is.NoErr(p.Restart(t.Context()))
+	var one int
+	is.NoErr(openDB(t, "pgx", p.DSN("")).QueryRowContext(t.Context(), "SELECT 1").Scan(&one))
+	is.True(strings.Contains(readTail(p.logPath, 0), "Address already in use"))
+}
+
+// TestPostgresPortStolen checks that a server that lost its port to another one is not taken
+// for ready.
+func TestPostgresPortStolen(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	a, b := startTestPostgres(t, nil), startTestPostgres(t, nil)
+	b.mu.Lock()
+	is.NoErr(b.stop())
+	port := b.port
+	b.port = a.port
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	err := b.Restart(ctx)
+	is.True(err != nil) // took another server for its own
+	t.Log(err)
+	is.True(errors.Is(err, errPortInUse))
+	b.mu.Lock()
+	b.port = port
+	b.mu.Unlock()
+	is.NoErr(b.Restart(t.Context()))
 }
 
 func TestPostgresDurableSettings(t *testing.T) {

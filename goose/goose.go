@@ -106,7 +106,8 @@ func NewProvider(db *sql.DB, schemaName string, opts ...pgoose.ProviderOption) (
 	if err != nil {
 		return nil, fmt.Errorf("goose: %w", err)
 	}
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(LockID(schemaName)))
+	// Waiters check the lock every second (goose defaults to 5s), for up to 5 minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(LockID(schemaName)), lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return nil, fmt.Errorf("goose: %w", err)
 	}

@@ -119,7 +119,11 @@ BEGIN
     SELECT c.last_position INTO last_pos FROM /* TEMPLATE: schema */all_counter c WHERE c.id = 1 FOR UPDATE;
     WITH p AS (
         DELETE FROM /* TEMPLATE: schema */pending
-        WHERE id IN (SELECT q.id FROM /* TEMPLATE: schema */pending q ORDER BY q.id LIMIT max_pending)
+        WHERE id IN (
+            -- SKIP LOCKED: a hard delete in an open transaction holds its stream's pending rows;
+            -- they are its own stream's, and no later append to that stream can commit first.
+            SELECT q.id FROM /* TEMPLATE: schema */pending q ORDER BY q.id LIMIT max_pending FOR UPDATE SKIP LOCKED
+        )
         RETURNING id, stream_pk, first_version, last_version
     ), ins AS (
         INSERT INTO /* TEMPLATE: schema */all_events (position, stream_pk, stream_version)
