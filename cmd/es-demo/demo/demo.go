@@ -57,6 +57,11 @@ func Run(ctx context.Context, out io.Writer, db *sql.DB) error {
 	}
 	defer store.Close()
 	b := &Bank{Store: store, DB: db}
+	activity, err := StartActivity(ctx, store, db)
+	if err != nil {
+		return err
+	}
+	defer activity.Close()
 
 	fmt.Fprintln(out, "\n1. Open two accounts (expected version 0: the stream must not exist yet).")
 	for _, a := range []struct {
@@ -166,6 +171,35 @@ func Run(ctx context.Context, out io.Writer, db *sql.DB) error {
 		fmt.Fprintf(out, "   #%-3d %-14s v%-3d %-20s %v\n", ev.EventNumber, ev.StreamID, ev.StreamVersion, ev.EventType, ev.Data)
 	}
 	fmt.Fprintf(out, "   %d events in $all.\n", info.StreamVersion)
+
+	fmt.Fprintln(out, "\n7. A projection fed by a persistent subscription to $all counted the activity:")
+	if err := activity.WaitFor(ctx, info.StreamVersion); err != nil {
+		return err
+	}
+	if err := activity.Close(); err != nil {
+		return err
+	}
+	checkpoint, err := store.SubscriptionCheckpoint(ctx, es.AllStream, "activity-projection")
+	if err != nil {
+		return err
+	}
+	arows, err := db.QueryContext(ctx, "SELECT account, deposits, withdrawals FROM "+Schema+".activity ORDER BY account")
+	if err != nil {
+		return err
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var account string
+		var deposits, withdrawals int
+		if err := arows.Scan(&account, &deposits, &withdrawals); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "   %-14s %2d deposits, %d withdrawals\n", account, deposits, withdrawals)
+	}
+	if err := arows.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   its checkpoint: position %d; a restart resumes after it.\n", checkpoint)
 	fmt.Fprintln(out, "\nDone.")
 	return nil
 }
