@@ -14,11 +14,12 @@ type sequencer struct {
 	s        *Store
 	wakeCh   chan struct{}
 	interval time.Duration
+	delay    time.Duration
 	batch    int
 }
 
-func newSequencer(s *Store, interval time.Duration, batch int) *sequencer {
-	return &sequencer{s: s, wakeCh: make(chan struct{}, 1), interval: interval, batch: batch}
+func newSequencer(s *Store, interval, delay time.Duration, batch int) *sequencer {
+	return &sequencer{s: s, wakeCh: make(chan struct{}, 1), interval: interval, delay: delay, batch: batch}
 }
 
 // wake asks for a pass soon; it never blocks.
@@ -37,6 +38,14 @@ func (q *sequencer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-q.wakeCh:
+			if q.delay > 0 {
+				// Gather the appends that follow: one pass, one commit, for all of them.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(q.delay):
+				}
+			}
 		case <-ticker.C:
 		}
 		// Drain: keep passing while there is work, so a busy store sequences back to back.

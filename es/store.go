@@ -42,9 +42,17 @@ type Config struct {
 	// SequencerBatch is the most appends one sequencer pass gives $all positions to.
 	// Defaults to 1000.
 	SequencerBatch int
+	// SequencerDelay is how long the sequencer, woken by an append of this process, waits for
+	// more appends before its pass. Every pass is a commit (a WAL flush), so gathering appends
+	// into fewer passes leaves more flushes to the writers. Defaults to 5ms; negative means none.
+	SequencerDelay time.Duration
 	// SubscriptionPollInterval is how often subscriptions read for new events without having been
 	// woken, the fallback for lost notifications. Defaults to 1s.
 	SubscriptionPollInterval time.Duration
+	// DisablePreparedStatements runs every query unprepared, for connection poolers that cannot
+	// keep prepared statements (PgBouncer in transaction mode). Defaults to false: queries run as
+	// prepared statements, which saves lib/pq a round trip per query.
+	DisablePreparedStatements bool
 }
 
 // Store is an event store in one Postgres schema. It is safe for concurrent use; many Stores (one
@@ -91,6 +99,9 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if err != nil {
 		return nil, opError("new store", "", errors.Join(ErrInvalidArgument, err))
 	}
+	if !c.DisablePreparedStatements {
+		tmpl.Prepare(database)
+	}
 	if c.Serializer == nil {
 		c.Serializer = NewJSONSerializer()
 	}
@@ -102,6 +113,12 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	}
 	if c.SequencerBatch <= 0 {
 		c.SequencerBatch = 1000
+	}
+	switch {
+	case c.SequencerDelay == 0:
+		c.SequencerDelay = 5 * time.Millisecond
+	case c.SequencerDelay < 0:
+		c.SequencerDelay = 0
 	}
 	if c.SubscriptionPollInterval <= 0 {
 		c.SubscriptionPollInterval = time.Second
@@ -122,7 +139,7 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 		subs:         map[subKey]*subscription{},
 		transients:   map[*TransientSubscription]struct{}{},
 	}
-	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerBatch)
+	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerDelay, c.SequencerBatch)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { s.seq.run(ctx) })
@@ -148,6 +165,7 @@ func (s *Store) Close() error {
 		if s.listener != nil {
 			_ = s.listener.Close()
 		}
+		_ = s.tmpl.Close()
 	})
 	return nil
 }

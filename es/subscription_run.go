@@ -474,10 +474,10 @@ func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) 
 // more events are waiting.
 func (sub *subscription) fill() (more bool, err error) {
 	sub.mu.Lock()
-	room, from := sub.opts.MaxQueueSize-len(sub.queue), sub.readPos
+	queued, room, from := len(sub.queue), sub.opts.MaxQueueSize-len(sub.queue), sub.readPos
 	sub.mu.Unlock()
-	if room <= 0 {
-		return false, nil
+	if room <= 0 || queued > sub.opts.MaxQueueSize/2 {
+		return false, nil // enough queued: read again when it runs low
 	}
 	events, err := sub.store.readAfter(sub.ctx, sub.stream, from, room)
 	if err != nil || len(events) == 0 {
