@@ -34,6 +34,7 @@ const (
 	dataSubdir     = "data"
 	defaultTimeout = 60 * time.Second
 	stopTimeout    = 30 * time.Second
+	killTimeout    = 5 * time.Second
 	startAttempts  = 5                // ports to try
 	staleNoOwner   = 10 * time.Minute // a dir without owner file older than this is abandoned
 	maxSocketPath  = 107              // sizeof(sockaddr_un.sun_path) - 1 on Linux
@@ -133,7 +134,7 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 	p.args = serverArgs(p.dataDir, dir, &c)
 	if err := p.setup(ctx, c.Durable); err != nil {
 		p.kill()
-		if rerr := os.RemoveAll(dir); rerr != nil {
+		if rerr := removeAll(dir); rerr != nil {
 			log.Warn("estest: remove temporary directory", "dir", dir, "err", rerr)
 		}
 		return nil, err
@@ -368,12 +369,22 @@ func (p *Postgres) stop() error {
 	return fmt.Errorf("estest: postgres did not shut down within %v; killed it", stopTimeout)
 }
 
-// kill kills the server, if running, and waits for it.
+// kill stops the server, if running, with an immediate shutdown (SIGQUIT: no checkpoint, but
+// the postmaster ends its backends before it exits, so none linger), or kills it (SIGKILL) if
+// that takes longer than killTimeout, and waits for it.
 func (p *Postgres) kill() {
-	if srv := p.srv; srv != nil {
-		_ = srv.cmd.Process.Kill()
-		<-srv.exited
+	srv := p.srv
+	if srv == nil {
+		return
 	}
+	_ = srv.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-srv.exited:
+		return
+	case <-time.After(killTimeout):
+	}
+	_ = srv.cmd.Process.Kill()
+	<-srv.exited
 }
 
 // DSN returns a URL connecting over TCP to database as the superuser "postgres", for example
@@ -425,7 +436,7 @@ func (p *Postgres) Stop() error {
 	}
 	p.stopped = true
 	err := p.stop()
-	if rerr := os.RemoveAll(p.dir); rerr != nil {
+	if rerr := removeAll(p.dir); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("estest: remove %s: %w", p.dir, rerr))
 	}
 	p.log.Info("estest: postgres removed", "port", p.port, "dir", p.dir)
@@ -617,7 +628,7 @@ func removeStale(base string, cred *syscall.Credential, log *slog.Logger) {
 			continue // being set up right now, or not ours to judge
 		}
 		killLeftover(dir, log)
-		if err := os.RemoveAll(dir); err != nil {
+		if err := removeAll(dir); err != nil {
 			log.Warn("estest: remove stale directory", "dir", dir, "err", err)
 			continue
 		}
@@ -625,27 +636,44 @@ func removeStale(base string, cred *syscall.Credential, log *slog.Logger) {
 	}
 }
 
-// killLeftover kills the postmaster still running on dir's data, if any, and waits a little for
-// it to go. Its backends exit on their own when they notice the postmaster is gone.
+// killLeftover stops the postmaster still running on dir's data, if any, like kill: SIGQUIT,
+// then SIGKILL if it is still there after killTimeout.
 func killLeftover(dir string, log *slog.Logger) {
 	dataDir := filepath.Join(dir, dataSubdir)
 	pid, err := readPID(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil || !processAlive(pid) {
+	if err != nil {
 		return
 	}
 	// Guard against PID reuse: the process must be a postgres on this data directory.
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte("\x00"+dataDir+"\x00")) {
-		return
+	ours := func() bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && bytes.Contains(cmdline, []byte("\x00"+dataDir+"\x00")) && processAlive(pid)
 	}
-	log.Info("estest: killing leftover postgres", "pid", pid, "dir", dir)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		log.Warn("estest: kill leftover postgres", "pid", pid, "err", err)
-		return
+	for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGKILL} {
+		if !ours() {
+			return
+		}
+		log.Info("estest: stopping leftover postgres", "pid", pid, "dir", dir, "signal", sig)
+		if err := syscall.Kill(pid, sig); err != nil {
+			log.Warn("estest: signal leftover postgres", "pid", pid, "err", err)
+			return
+		}
+		for deadline := time.Now().Add(killTimeout); processAlive(pid) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); processAlive(pid) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+}
+
+// removeAll is os.RemoveAll, retried for a moment in case a dying process still writes there.
+func removeAll(dir string) error {
+	var err error
+	for range 20 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	return err
 }
 
 // readPID reads the decimal PID on the first line of a file.
