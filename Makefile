@@ -20,3 +20,7 @@ test:
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	go vet ./...
+
+## bench: the store against raw SQL, short run (under ~2 min; `go run ./cmd/es-bench` for the full one)
+bench:
+	go run ./cmd/es-bench --short

@@ -472,6 +472,10 @@ func TestDeleteHardInTransactionThenSQLRefused(t *testing.T) {
 	appendAndRead(t, store, "B", es.NoStream, "b", 2)
 	db := estest.DB(t)
 	schema := store.Schema()
+	// Positions first: an open hard delete holds its stream's unsequenced appends back, and
+	// others would then be numbered before them.
+	_, err := store.StreamInfo(ctx, es.AllStream)
+	is.NoErr(err)
 
 	tx, err := db.BeginTx(ctx, nil)
 	is.NoErr(err)

@@ -151,8 +151,10 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
-// Ack acknowledges delivered events. Each must be in flight to this subscriber
-// (ErrUnexpectedAck otherwise, and nothing is acknowledged).
+// Ack acknowledges delivered events. Each should be in flight to this subscriber; the others
+// (never delivered, already acknowledged, or delivered before the subscription lost its lock and
+// since delivered again and acknowledged) are reported with ErrUnexpectedAck, while the events in
+// flight are acknowledged all the same.
 func (s *Subscription) Ack(events ...RecordedEvent) error {
 	positions := make([]int64, len(events))
 	for i, ev := range events {

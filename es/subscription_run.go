@@ -94,7 +94,6 @@ func (sub *subscription) stop(err error) {
 		sub.stopErr = err
 		sub.mu.Unlock()
 		close(sub.stopCh)
-		sub.cancel() // ends waits on the database; the last checkpoint is written without it
 	})
 }
 
@@ -190,6 +189,9 @@ func (sub *subscription) release(pos int64) {
 func (sub *subscription) ack(h *Subscription, positions []int64, upTo bool) error {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	// Also after a failed ack: its caller took a batch (maybe one delivered before a lock loss),
+	// which makes room in its channel for the next.
+	defer sub.wake()
 	if h.closed {
 		return fmt.Errorf("eventstore: ack %s/%s: %w: subscriber closed", sub.stream, sub.name, ErrUnexpectedAck)
 	}
@@ -208,9 +210,11 @@ func (sub *subscription) ack(h *Subscription, positions []int64, upTo bool) erro
 		acked = i + 1
 		h.inflight = slices.Delete(h.inflight, 0, i+1)
 	} else {
+		missing := int64(-1)
 		for _, p := range positions {
 			if !slices.ContainsFunc(h.inflight, func(ev RecordedEvent) bool { return ev.EventNumber == p }) {
-				return fmt.Errorf("eventstore: ack %s/%s: %w: event %d is not in flight", sub.stream, sub.name, ErrUnexpectedAck, p)
+				missing = p
+				break
 			}
 		}
 		before := len(h.inflight)
@@ -222,6 +226,13 @@ func (sub *subscription) ack(h *Subscription, positions []int64, upTo bool) erro
 			return false
 		})
 		acked = before - len(h.inflight)
+		if missing >= 0 {
+			// The others are acknowledged all the same: after a lock loss, a batch can mix events
+			// delivered again (in flight) with events acknowledged since through a batch received
+			// before the loss; refusing it all would leave those in flight forever.
+			sub.progress(acked)
+			return fmt.Errorf("eventstore: ack %s/%s: %w: event %d is not in flight", sub.stream, sub.name, ErrUnexpectedAck, missing)
+		}
 	}
 	sub.progress(acked)
 	sub.wake()
@@ -245,8 +256,20 @@ func (sub *subscription) run() {
 	if sub.prev != nil {
 		<-sub.prev.finished
 	}
+	// LISTEN waits while the database is unreachable: stopping ends that wait. The subscription's
+	// own context is not cancelled by stopping, so that a checkpoint write in flight on the lock's
+	// connection is not interrupted (which would break the connection, and the last checkpoint).
+	waitCtx, cancelWait := context.WithCancel(sub.ctx)
+	defer cancelWait()
+	go func() {
+		select {
+		case <-sub.stopCh:
+			cancelWait()
+		case <-waitCtx.Done():
+		}
+	}()
 	var wakeups <-chan struct{}
-	if w := sub.store.waiter(sub.ctx); w != nil {
+	if w := sub.store.waiter(waitCtx); w != nil {
 		defer w.Close()
 		wakeups = w.C
 	}
@@ -282,7 +305,7 @@ func (sub *subscription) acquire() *sql.Conn {
 			}
 			conn.Close()
 		}
-		if err != nil && sub.ctx.Err() == nil {
+		if err != nil && !sub.stopping() {
 			sub.store.logger.Warn("subscription cannot take its lock", "stream", sub.stream, "subscription", sub.name, "error", err)
 		}
 		select {
@@ -322,7 +345,7 @@ func (sub *subscription) reset() {
 func (sub *subscription) deliver(conn *sql.Conn, wakeups <-chan struct{}) (lost bool) {
 	start, err := sub.startPosition(conn)
 	if err != nil {
-		if sub.ctx.Err() != nil {
+		if sub.stopping() {
 			return false
 		}
 		sub.store.logger.Warn("subscription cannot read its checkpoint", "stream", sub.stream, "subscription", sub.name, "error", err)
@@ -345,7 +368,7 @@ func (sub *subscription) deliver(conn *sql.Conn, wakeups <-chan struct{}) (lost 
 	var timer *time.Timer
 	for {
 		more, err := sub.fill()
-		if err != nil && sub.ctx.Err() == nil {
+		if err != nil && !sub.stopping() {
 			sub.store.logger.Warn("subscription read failed", "stream", sub.stream, "subscription", sub.name, "error", err)
 		}
 		sub.dispatch()
@@ -385,7 +408,7 @@ func (sub *subscription) deliver(conn *sql.Conn, wakeups <-chan struct{}) (lost 
 		case <-timerC:
 		case <-poll.C:
 			// The lock lives as long as its session: check the session is still there.
-			if err := conn.PingContext(sub.ctx); err != nil && sub.ctx.Err() == nil {
+			if err := conn.PingContext(sub.ctx); err != nil && !sub.stopping() {
 				return true
 			}
 		}
@@ -406,7 +429,7 @@ func (sub *subscription) checkpointFailed(err error) bool {
 		sub.stop(ErrSubscriptionNotFound)
 		return false
 	}
-	if sub.ctx.Err() != nil {
+	if sub.stopping() {
 		return false
 	}
 	sub.store.logger.Warn("subscription cannot write its checkpoint", "stream", sub.stream, "subscription", sub.name, "error", err)
@@ -513,7 +536,15 @@ func (sub *subscription) dispatch() {
 		return
 	}
 	batches := map[*Subscription][]RecordedEvent{}
-	room := func(h *Subscription) int { return sub.opts.BufferSize - len(h.inflight) - len(batches[h]) }
+	room := func(h *Subscription) int {
+		if len(batches[h]) == 0 && len(h.events) == cap(h.events) {
+			// After a lock loss, the channel can hold more batches than events are in flight:
+			// batches delivered before the loss, and redelivered copies of events the
+			// subscriber received before it and acknowledged after.
+			return 0
+		}
+		return sub.opts.BufferSize - len(h.inflight) - len(batches[h])
+	}
 	next := func() *Subscription {
 		for i := range sub.subscribers {
 			h := sub.subscribers[(sub.rr+i)%len(sub.subscribers)]
@@ -566,7 +597,7 @@ func (sub *subscription) dispatch() {
 		h.inflight = append(h.inflight, b...)
 		select {
 		case h.events <- b:
-		default: // cannot happen: the channel holds BufferSize batches and in-flight events are fewer
+		default: // cannot happen: room checked the channel has room for this batch
 			sub.store.logger.Error("subscriber channel full", "stream", sub.stream, "subscription", sub.name)
 		}
 	}

@@ -129,8 +129,11 @@ BEGIN
         INSERT INTO /* TEMPLATE: schema */all_events (position, stream_pk, stream_version)
         SELECT last_pos + row_number() OVER (ORDER BY p.id, e.stream_version), e.stream_pk, e.stream_version
         FROM p
-        JOIN /* TEMPLATE: schema */events e
-          ON e.stream_pk = p.stream_pk AND e.stream_version BETWEEN p.first_version AND p.last_version
+        -- LATERAL: one index range scan per pending append, whatever the table's statistics say.
+        CROSS JOIN LATERAL (
+            SELECT ev.stream_pk, ev.stream_version FROM /* TEMPLATE: schema */events ev
+            WHERE ev.stream_pk = p.stream_pk AND ev.stream_version BETWEEN p.first_version AND p.last_version
+        ) e
         RETURNING 1
     )
     SELECT count(*) INTO n FROM ins;

@@ -1,0 +1,93 @@
+// Command es-bench measures the event store against a raw-SQL baseline on the same PostgreSQL
+// cluster, same driver and same concurrency, and prints a markdown table of both figures and
+// their ratio, with the machine and server settings. Progress goes to stderr.
+//
+//	go run ./cmd/es-bench [--database-url URL] [--driver postgres|pgx|both] [--duration 5s]
+//	                      [--short] [--big] [--workloads append1,append100,...]
+//
+// Without --database-url it starts a throwaway PostgreSQL with fsync and synchronous_commit on
+// (as shipped) and stops it at the end. Every workload runs in a fresh schema, dropped afterwards.
+// --short is a quick run (1.2s per side and measurement in one slice, 100,000-event catch-up, no
+// big workloads).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-eventstore/eventstore/bench"
+)
+
+func main() {
+	var (
+		url       = flag.String("database-url", "", "PostgreSQL URL to benchmark in (default: start a throwaway durable server)")
+		driver    = flag.String("driver", "both", "database/sql driver: postgres (lib/pq), pgx, or both")
+		duration  = flag.Duration("duration", 5*time.Second, "time each side of a measurement runs (over all its slices), warm-ups not counted")
+		short     = flag.Bool("short", false, "quick run: 1.2s measurements, one slice per side, 100,000-event catch-up, no big workloads")
+		big       = flag.Bool("big", false, "also run the append and read workloads with the catch-up's events already stored")
+		workloads = flag.String("workloads", "", "comma-separated workloads to run: "+strings.Join(bench.AllWorkloads, ","))
+		rounds    = flag.Int("rounds", 3, "alternating store/raw slices per measurement (1 with --short)")
+		load      = flag.Int("load", 0, "events preloaded for catch-up and big (default 1,000,000; 100,000 with --short)")
+	)
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: es-bench [flags]\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	cfg := bench.Config{DatabaseURL: *url, Duration: *duration, Rounds: *rounds, LoadEvents: *load, Progress: os.Stderr}
+	switch *driver {
+	case "both":
+		cfg.Drivers = []string{"postgres", "pgx"}
+	case "postgres", "pgx":
+		cfg.Drivers = []string{*driver}
+	default:
+		fmt.Fprintf(os.Stderr, "es-bench: --driver %q: want postgres, pgx or both\n", *driver)
+		os.Exit(2)
+	}
+	if *short {
+		if !set["duration"] {
+			cfg.Duration = 1200 * time.Millisecond
+		}
+		if !set["rounds"] {
+			cfg.Rounds = 1
+		}
+		if cfg.LoadEvents == 0 {
+			cfg.LoadEvents = 100_000
+		}
+	}
+	if *workloads != "" {
+		for _, w := range strings.Split(*workloads, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				cfg.Workloads = append(cfg.Workloads, w)
+			}
+		}
+	} else {
+		cfg.Workloads = append(cfg.Workloads, bench.DefaultWorkloads...)
+	}
+	if *big && !slices.Contains(cfg.Workloads, bench.Big) {
+		cfg.Workloads = append(cfg.Workloads, bench.Big)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil && len(rep.Results) > 0 {
+		if werr := rep.WriteMarkdown(os.Stdout); werr != nil {
+			fmt.Fprintln(os.Stderr, "es-bench:", werr)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "es-bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
