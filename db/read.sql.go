@@ -148,27 +148,27 @@ func (q *Queries) ReadAllForward(ctx context.Context, db DBTX, arg ReadAllForwar
 const readStreamBackward = `-- name: ReadStreamBackward :many
 SELECT s.id AS stream_pk, s.deleted_at AS stream_deleted_at, (x.event_id IS NOT NULL)::bool AS has_event,
        coalesce(x.event_number, 0)::bigint AS event_number, x.event_id,
-       coalesce(x.origin_name, '')::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
+       coalesce(x.origin_name, s.stream_name)::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
        coalesce(x.event_type, '')::text AS event_type, x.causation_id, x.correlation_id, x.data, x.metadata,
        coalesce(x.created_at, 'epoch')::timestamptz AS created_at
 FROM /* TEMPLATE: schema */streams s
 LEFT JOIN LATERAL (
-    SELECT u.event_number, e.event_id, os.stream_name AS origin_name, e.stream_version AS origin_version,
-           e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
-    FROM (
-        (SELECT oe.stream_version AS event_number, oe.event_id
-         FROM /* TEMPLATE: schema */events oe
-         WHERE oe.stream_pk = s.id AND oe.stream_version <= $2::bigint
-         ORDER BY oe.stream_version DESC LIMIT $1::bigint)
-        UNION ALL
-        (SELECT l.link_version, l.event_id
-         FROM /* TEMPLATE: schema */links l
-         WHERE l.stream_pk = s.id AND l.link_version <= $2::bigint
-         ORDER BY l.link_version DESC LIMIT $1::bigint)
-        ORDER BY 1 DESC LIMIT $1::bigint
-    ) u
-    JOIN /* TEMPLATE: schema */events e ON e.event_id = u.event_id
-    JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+    -- The stream's own events are read in one index scan; only links need the joins.
+    (SELECT oe.stream_version AS event_number, oe.event_id, NULL::text AS origin_name,
+            oe.stream_version AS origin_version, oe.event_type, oe.causation_id, oe.correlation_id,
+            oe.data, oe.metadata, oe.created_at
+     FROM /* TEMPLATE: schema */events oe
+     WHERE oe.stream_pk = s.id AND oe.stream_version <= $2::bigint
+     ORDER BY oe.stream_version DESC LIMIT $1::bigint)
+    UNION ALL
+    (SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type,
+            e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
+     FROM /* TEMPLATE: schema */links l
+     JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
+     JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+     WHERE l.stream_pk = s.id AND l.link_version <= $2::bigint
+     ORDER BY l.link_version DESC LIMIT $1::bigint)
+    ORDER BY 1 DESC LIMIT $1::bigint
 ) x ON true
 WHERE s.stream_name = $3::text
 ORDER BY x.event_number DESC
@@ -236,27 +236,27 @@ func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStrea
 const readStreamForward = `-- name: ReadStreamForward :many
 SELECT s.id AS stream_pk, s.deleted_at AS stream_deleted_at, (x.event_id IS NOT NULL)::bool AS has_event,
        coalesce(x.event_number, 0)::bigint AS event_number, x.event_id,
-       coalesce(x.origin_name, '')::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
+       coalesce(x.origin_name, s.stream_name)::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
        coalesce(x.event_type, '')::text AS event_type, x.causation_id, x.correlation_id, x.data, x.metadata,
        coalesce(x.created_at, 'epoch')::timestamptz AS created_at
 FROM /* TEMPLATE: schema */streams s
 LEFT JOIN LATERAL (
-    SELECT u.event_number, e.event_id, os.stream_name AS origin_name, e.stream_version AS origin_version,
-           e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
-    FROM (
-        (SELECT oe.stream_version AS event_number, oe.event_id
-         FROM /* TEMPLATE: schema */events oe
-         WHERE oe.stream_pk = s.id AND oe.stream_version >= $2::bigint
-         ORDER BY oe.stream_version LIMIT $1::bigint)
-        UNION ALL
-        (SELECT l.link_version, l.event_id
-         FROM /* TEMPLATE: schema */links l
-         WHERE l.stream_pk = s.id AND l.link_version >= $2::bigint
-         ORDER BY l.link_version LIMIT $1::bigint)
-        ORDER BY 1 LIMIT $1::bigint
-    ) u
-    JOIN /* TEMPLATE: schema */events e ON e.event_id = u.event_id
-    JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+    -- The stream's own events are read in one index scan; only links need the joins.
+    (SELECT oe.stream_version AS event_number, oe.event_id, NULL::text AS origin_name,
+            oe.stream_version AS origin_version, oe.event_type, oe.causation_id, oe.correlation_id,
+            oe.data, oe.metadata, oe.created_at
+     FROM /* TEMPLATE: schema */events oe
+     WHERE oe.stream_pk = s.id AND oe.stream_version >= $2::bigint
+     ORDER BY oe.stream_version LIMIT $1::bigint)
+    UNION ALL
+    (SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type,
+            e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
+     FROM /* TEMPLATE: schema */links l
+     JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
+     JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+     WHERE l.stream_pk = s.id AND l.link_version >= $2::bigint
+     ORDER BY l.link_version LIMIT $1::bigint)
+    ORDER BY 1 LIMIT $1::bigint
 ) x ON true
 WHERE s.stream_name = $3::text
 ORDER BY x.event_number

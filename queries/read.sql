@@ -3,27 +3,27 @@
 -- and no row at all means the stream does not exist. A stream holds its own events and links.
 SELECT s.id AS stream_pk, s.deleted_at AS stream_deleted_at, (x.event_id IS NOT NULL)::bool AS has_event,
        coalesce(x.event_number, 0)::bigint AS event_number, x.event_id,
-       coalesce(x.origin_name, '')::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
+       coalesce(x.origin_name, s.stream_name)::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
        coalesce(x.event_type, '')::text AS event_type, x.causation_id, x.correlation_id, x.data, x.metadata,
        coalesce(x.created_at, 'epoch')::timestamptz AS created_at
 FROM /* TEMPLATE: schema */streams s
 LEFT JOIN LATERAL (
-    SELECT u.event_number, e.event_id, os.stream_name AS origin_name, e.stream_version AS origin_version,
-           e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
-    FROM (
-        (SELECT oe.stream_version AS event_number, oe.event_id
-         FROM /* TEMPLATE: schema */events oe
-         WHERE oe.stream_pk = s.id AND oe.stream_version >= @start::bigint
-         ORDER BY oe.stream_version LIMIT @max_count::bigint)
-        UNION ALL
-        (SELECT l.link_version, l.event_id
-         FROM /* TEMPLATE: schema */links l
-         WHERE l.stream_pk = s.id AND l.link_version >= @start::bigint
-         ORDER BY l.link_version LIMIT @max_count::bigint)
-        ORDER BY 1 LIMIT @max_count::bigint
-    ) u
-    JOIN /* TEMPLATE: schema */events e ON e.event_id = u.event_id
-    JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+    -- The stream's own events are read in one index scan; only links need the joins.
+    (SELECT oe.stream_version AS event_number, oe.event_id, NULL::text AS origin_name,
+            oe.stream_version AS origin_version, oe.event_type, oe.causation_id, oe.correlation_id,
+            oe.data, oe.metadata, oe.created_at
+     FROM /* TEMPLATE: schema */events oe
+     WHERE oe.stream_pk = s.id AND oe.stream_version >= @start::bigint
+     ORDER BY oe.stream_version LIMIT @max_count::bigint)
+    UNION ALL
+    (SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type,
+            e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
+     FROM /* TEMPLATE: schema */links l
+     JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
+     JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+     WHERE l.stream_pk = s.id AND l.link_version >= @start::bigint
+     ORDER BY l.link_version LIMIT @max_count::bigint)
+    ORDER BY 1 LIMIT @max_count::bigint
 ) x ON true
 WHERE s.stream_name = @stream_name::text
 ORDER BY x.event_number;
@@ -31,27 +31,27 @@ ORDER BY x.event_number;
 -- name: ReadStreamBackward :many
 SELECT s.id AS stream_pk, s.deleted_at AS stream_deleted_at, (x.event_id IS NOT NULL)::bool AS has_event,
        coalesce(x.event_number, 0)::bigint AS event_number, x.event_id,
-       coalesce(x.origin_name, '')::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
+       coalesce(x.origin_name, s.stream_name)::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
        coalesce(x.event_type, '')::text AS event_type, x.causation_id, x.correlation_id, x.data, x.metadata,
        coalesce(x.created_at, 'epoch')::timestamptz AS created_at
 FROM /* TEMPLATE: schema */streams s
 LEFT JOIN LATERAL (
-    SELECT u.event_number, e.event_id, os.stream_name AS origin_name, e.stream_version AS origin_version,
-           e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
-    FROM (
-        (SELECT oe.stream_version AS event_number, oe.event_id
-         FROM /* TEMPLATE: schema */events oe
-         WHERE oe.stream_pk = s.id AND oe.stream_version <= @start::bigint
-         ORDER BY oe.stream_version DESC LIMIT @max_count::bigint)
-        UNION ALL
-        (SELECT l.link_version, l.event_id
-         FROM /* TEMPLATE: schema */links l
-         WHERE l.stream_pk = s.id AND l.link_version <= @start::bigint
-         ORDER BY l.link_version DESC LIMIT @max_count::bigint)
-        ORDER BY 1 DESC LIMIT @max_count::bigint
-    ) u
-    JOIN /* TEMPLATE: schema */events e ON e.event_id = u.event_id
-    JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+    -- The stream's own events are read in one index scan; only links need the joins.
+    (SELECT oe.stream_version AS event_number, oe.event_id, NULL::text AS origin_name,
+            oe.stream_version AS origin_version, oe.event_type, oe.causation_id, oe.correlation_id,
+            oe.data, oe.metadata, oe.created_at
+     FROM /* TEMPLATE: schema */events oe
+     WHERE oe.stream_pk = s.id AND oe.stream_version <= @start::bigint
+     ORDER BY oe.stream_version DESC LIMIT @max_count::bigint)
+    UNION ALL
+    (SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type,
+            e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
+     FROM /* TEMPLATE: schema */links l
+     JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
+     JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+     WHERE l.stream_pk = s.id AND l.link_version <= @start::bigint
+     ORDER BY l.link_version DESC LIMIT @max_count::bigint)
+    ORDER BY 1 DESC LIMIT @max_count::bigint
 ) x ON true
 WHERE s.stream_name = @stream_name::text
 ORDER BY x.event_number DESC;
