@@ -56,6 +56,7 @@ type Templater struct {
 	cache  sync.Map // query -> placed query
 
 	db    *sql.DB
+	pgx   bool     // db runs on pgx: pass arrays as native slices
 	stmts sync.Map // placed query -> *stmtEntry
 }
 
@@ -78,7 +79,7 @@ func (t *Templater) Schema() string { return t.schema }
 
 // Prepare makes queries run through db, directly or in its transactions, use prepared statements.
 // Call it before any Wrap.
-func (t *Templater) Prepare(db *sql.DB) { t.db = db }
+func (t *Templater) Prepare(db *sql.DB) { t.db, t.pgx = db, isPgx(db) }
 
 // Close closes the prepared statements.
 func (t *Templater) Close() error {
@@ -101,6 +102,14 @@ func (t *Templater) Apply(query string) string {
 	out := Apply(query, t.schema)
 	t.cache.Store(query, out)
 	return out
+}
+
+// args adapts arguments to the driver.
+func (t *Templater) args(args []any) []any {
+	if t.pgx {
+		return nativeArrays(args)
+	}
+	return args
 }
 
 // stmt returns the prepared statement of a placed query, or nil when it cannot be prepared now
@@ -157,7 +166,7 @@ func (w wrapped) QueryRowContext(ctx context.Context, query string, args ...any)
 type preparedDB struct{ t *Templater }
 
 func (p preparedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	q := p.t.Apply(query)
+	q, args := p.t.Apply(query), p.t.args(args)
 	if st := p.t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -169,7 +178,7 @@ func (p preparedDB) PrepareContext(ctx context.Context, query string) (*sql.Stmt
 }
 
 func (p preparedDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q := p.t.Apply(query)
+	q, args := p.t.Apply(query), p.t.args(args)
 	if st := p.t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -177,7 +186,7 @@ func (p preparedDB) QueryContext(ctx context.Context, query string, args ...any)
 }
 
 func (p preparedDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	q := p.t.Apply(query)
+	q, args := p.t.Apply(query), p.t.args(args)
 	if st := p.t.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -200,6 +209,7 @@ func (p preparedTx) bind(ctx context.Context, query string) (*sql.Stmt, string) 
 }
 
 func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	args = p.t.args(args)
 	if st, q := p.bind(ctx, query); st == nil {
 		return p.tx.ExecContext(ctx, q, args...)
 	} else {
@@ -212,6 +222,7 @@ func (p preparedTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt
 }
 
 func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	args = p.t.args(args)
 	if st, q := p.bind(ctx, query); st == nil {
 		return p.tx.QueryContext(ctx, q, args...)
 	} else {
@@ -220,6 +231,7 @@ func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any)
 }
 
 func (p preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	args = p.t.args(args)
 	if st, q := p.bind(ctx, query); st == nil {
 		return p.tx.QueryRowContext(ctx, q, args...)
 	} else {
