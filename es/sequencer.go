@@ -33,7 +33,15 @@ func (q *sequencer) wake() {
 func (q *sequencer) run(ctx context.Context) {
 	ticker := time.NewTicker(q.interval)
 	defer ticker.Stop()
+	var backoff time.Duration // after failed passes, so an unreachable database is not hammered
 	for {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -52,10 +60,15 @@ func (q *sequencer) run(ctx context.Context) {
 		for ctx.Err() == nil {
 			last, err := q.pass(ctx, q.batch)
 			if err != nil {
-				if ctx.Err() == nil {
-					q.s.logger.Warn("sequencer pass failed", "error", err)
+				if ctx.Err() == nil && backoff == 0 {
+					q.s.logger.Warn("sequencer pass failed; retrying with backoff", "error", err)
 				}
+				backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 				break
+			}
+			if backoff > 0 {
+				q.s.logger.Info("sequencer passes succeed again")
+				backoff = 0
 			}
 			if last == 0 {
 				break
