@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -49,6 +50,7 @@ func storeEvents(n int) []es.EventData {
 // rawTable is the baseline: a plain table of the same events, written and read with plain SQL.
 type rawTable struct {
 	db                            *sql.DB
+	pgx                           bool // driver pgx: arrays as native slices
 	insertOne, insertMany, upsert string
 	readStream, page              string
 }
@@ -77,6 +79,7 @@ CREATE TABLE ` + s + `raw_streams (
 	const cols = `event_id, stream_name, stream_version, event_type, data, metadata`
 	return &rawTable{
 		db:        db,
+		pgx:       reflect.TypeOf(db.Driver()).String() == "*stdlib.Driver",
 		insertOne: `INSERT INTO ` + s + `raw_events (` + cols + `) VALUES ($1, $2, $3, $4, $5, $6)`,
 		insertMany: `INSERT INTO ` + s + `raw_events (` + cols + `)
 SELECT unnest($1::uuid[]), $2::text, unnest($3::bigint[]), unnest($4::text[]), unnest($5::bytea[]), unnest($6::bytea[])`,
@@ -102,7 +105,8 @@ func (t *rawTable) appendOne(ctx context.Context, stream string, version int64) 
 }
 
 // appendMany inserts n events at versions first.. in one autocommit INSERT ... SELECT unnest(...).
-// Arrays go through pq.Array under both drivers, as in the store's generated code.
+// Arrays are passed the way each driver encodes best, as the store does: pq.Array for lib/pq,
+// native slices for pgx.
 func (t *rawTable) appendMany(ctx context.Context, stream string, first int64, n int) error {
 	ids := make([]uuid.UUID, n)
 	versions := make([]int64, n)
@@ -111,6 +115,10 @@ func (t *rawTable) appendMany(ctx context.Context, stream string, first int64, n
 	meta := make([][]byte, n)
 	for i := range n {
 		ids[i], versions[i], types[i], data[i], meta[i] = uuid.New(), first+int64(i), benchType, payload, metadataJSON
+	}
+	if t.pgx {
+		_, err := t.db.ExecContext(ctx, t.insertMany, ids, stream, versions, types, data, meta)
+		return err
 	}
 	_, err := t.db.ExecContext(ctx, t.insertMany, pq.Array(ids), stream, pq.Array(versions), pq.Array(types), pq.Array(data), pq.Array(meta))
 	return err
