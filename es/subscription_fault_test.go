@@ -437,6 +437,23 @@ const lockBackends = `SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.
 // subscriberStore opens a second Store on store's schema that stands for another process: it
 // learns of the writers' appends only through NOTIFY (or its poll), since its own sequencer,
 // which would wake its subscriptions in-process, practically never runs.
+// lockFaultStores returns a writer store and, on the same schema, a subscriber store whose
+// connections carry their own application name (returned), so a test can terminate exactly them.
+func lockFaultStores(t *testing.T, prefix string, poll time.Duration) (writer, store *es.Store, app string) {
+	t.Helper()
+	writer = estest.NewStore(t, nil)
+	app = randomName(prefix)
+	db, err := sql.Open(estest.Driver(), withApplicationName(t, estest.DSN(t), app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	store = subscriberStore(t, db, writer.Schema(), es.Config{
+		ListenDSN: estest.DSN(t), ListenApplicationName: app, SubscriptionPollInterval: poll,
+	})
+	return writer, store, app
+}
+
 func subscriberStore(t *testing.T, db *sql.DB, schema string, cfg es.Config) *es.Store {
 	t.Helper()
 	cfg.Schema = schema
@@ -891,14 +908,7 @@ func TestFaultLockConnectionTerminated(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer := estest.NewStore(t, nil)
-	app := randomName("es-fault-lock-")
-	db, err := sql.Open(estest.Driver(), withApplicationName(t, estest.DSN(t), app))
-	is.NoErr(err)
-	t.Cleanup(func() { _ = db.Close() })
-	store := subscriberStore(t, db, writer.Schema(), es.Config{
-		ListenDSN: estest.DSN(t), ListenApplicationName: app, SubscriptionPollInterval: time.Hour,
-	})
+	writer, store, app := lockFaultStores(t, "es-fault-lock-", time.Hour)
 
 	// Two subscriptions of one stream, with one and three events in flight, whose consumers
 	// work after each acknowledgement, and are slower than the writers.
@@ -940,15 +950,7 @@ func TestFaultLockLostWhileBatchHeld(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer := estest.NewStore(t, nil)
-	app := randomName("es-fault-held-")
-	db, err := sql.Open(estest.Driver(), withApplicationName(t, estest.DSN(t), app))
-	is.NoErr(err)
-	t.Cleanup(func() { _ = db.Close() })
-	store := subscriberStore(t, db, writer.Schema(), es.Config{
-		ListenDSN: estest.DSN(t), ListenApplicationName: app,
-		SubscriptionPollInterval: 20 * time.Millisecond, // its ping notices the lost lock
-	})
+	writer, store, app := lockFaultStores(t, "es-fault-held-", 20*time.Millisecond /* its ping notices the lost lock */)
 	sub, err := store.SubscribeToStream(ctx, "s-0", "held", &es.SubscriptionOptions{RetryInterval: 20 * time.Millisecond}) // one in flight
 	is.NoErr(err)
 	subscribed(t, sub)
@@ -995,14 +997,7 @@ func TestFaultLockLostAckSpansRedelivery(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer := estest.NewStore(t, nil)
-	app := randomName("es-fault-span-")
-	db, err := sql.Open(estest.Driver(), withApplicationName(t, estest.DSN(t), app))
-	is.NoErr(err)
-	t.Cleanup(func() { _ = db.Close() })
-	store := subscriberStore(t, db, writer.Schema(), es.Config{
-		ListenDSN: estest.DSN(t), ListenApplicationName: app, SubscriptionPollInterval: time.Hour,
-	})
+	writer, store, app := lockFaultStores(t, "es-fault-span-", time.Hour)
 	const stream = "span" // the writers append to s-0 and s-1
 	sub, err := store.SubscribeToStream(ctx, stream, "span", &es.SubscriptionOptions{BufferSize: 2, RetryInterval: 20 * time.Millisecond})
 	is.NoErr(err)
