@@ -189,3 +189,32 @@ func TestTxOpenHardDeleteDoesNotStallAll(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(len(all), 1)
 }
+
+// When an open hard delete that held a stream's unnumbered events rolls back, those events reach
+// $all after everything numbered meanwhile, as if their append had committed then: nothing ever
+// appears below a position already read, and the stream's own order is kept.
+func TestTxOpenHardDeleteRollsBackLate(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	store := estest.NewStore(t, &es.Config{EnableHardDeletes: true, SequencerInterval: time.Hour})
+	db, ctx := estest.DB(t), t.Context()
+	tx, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	is.NoErr(store.AppendToStream(ctx, "spared", es.NoStream, events(2), es.WithTx(tx))) // no wake-up
+	is.NoErr(tx.Commit())
+
+	del, err := db.BeginTx(ctx, nil)
+	is.NoErr(err)
+	defer del.Rollback()
+	is.NoErr(store.DeleteStream(ctx, "spared", es.AnyVersion, es.HardDelete, es.WithTx(del)))
+	is.NoErr(store.AppendToStream(ctx, "other", es.NoStream, events(1)))
+	all, err := store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(origins(all), []string{"other/1"})
+
+	is.NoErr(del.Rollback())
+	all, err = store.ReadAllForward(ctx, 0, 10)
+	is.NoErr(err)
+	is.Equal(origins(all), []string{"other/1", "spared/1", "spared/2"})
+	is.Equal(eventNumbers(all), []int64{1, 2, 3})
+}
