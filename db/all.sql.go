@@ -27,7 +27,8 @@ func (q *Queries) GetAllCounter(ctx context.Context, db DBTX) (GetAllCounterRow,
 }
 
 const sequenceAll = `-- name: SequenceAll :one
-SELECT coalesce(max(r.last_position), 0)::bigint AS last_position
+SELECT coalesce(max(r.last_position), 0)::bigint AS last_position,
+       coalesce(max(r.appends), 0)::integer AS appends
 FROM /* TEMPLATE: schema */sequence_all($1::integer, $2::text) r
 `
 
@@ -36,10 +37,16 @@ type SequenceAllParams struct {
 	Channel    string
 }
 
-// One sequencer pass (see the function in schema/): the last position given, 0 when none.
-func (q *Queries) SequenceAll(ctx context.Context, db DBTX, arg SequenceAllParams) (int64, error) {
+type SequenceAllRow struct {
+	LastPosition int64
+	Appends      int32
+}
+
+// One sequencer pass (see the function in schema/): the last position given (0 when none) and
+// how many pending appends it took.
+func (q *Queries) SequenceAll(ctx context.Context, db DBTX, arg SequenceAllParams) (SequenceAllRow, error) {
 	row := db.QueryRowContext(ctx, sequenceAll, arg.MaxPending, arg.Channel)
-	var last_position int64
-	err := row.Scan(&last_position)
-	return last_position, err
+	var i SequenceAllRow
+	err := row.Scan(&i.LastPosition, &i.Appends)
+	return i, err
 }

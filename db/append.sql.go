@@ -13,6 +13,76 @@ import (
 	"github.com/lib/pq"
 )
 
+const appendEvent = `-- name: AppendEvent :one
+WITH created AS (
+    INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
+    SELECT $1::text, 1
+    WHERE $2::bigint IN (-1, -2, 0)
+    ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + 1
+        WHERE $2::bigint = -1 AND st.deleted_at IS NULL
+    RETURNING st.id, st.stream_version
+), updated AS (
+    UPDATE /* TEMPLATE: schema */streams AS st SET stream_version = st.stream_version + 1
+    WHERE ($2::bigint = -3 OR $2::bigint > 0)
+      AND st.stream_name = $1::text
+      AND st.deleted_at IS NULL
+      AND ($2::bigint = -3 OR st.stream_version = $2::bigint)
+    RETURNING st.id, st.stream_version
+), s AS (
+    SELECT id, stream_version FROM created
+    UNION ALL
+    SELECT id, stream_version FROM updated
+), ev AS (
+    INSERT INTO /* TEMPLATE: schema */events
+        (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
+    SELECT $3::uuid, s.id, s.stream_version, $4::text, $5::uuid,
+           $6::uuid, $7::bytea, $8::bytea, $9::timestamptz
+    FROM s
+    RETURNING 1
+), pend AS (
+    INSERT INTO /* TEMPLATE: schema */pending (stream_pk, first_version, last_version)
+    SELECT s.id, s.stream_version, s.stream_version FROM s
+    RETURNING 1
+)
+SELECT s.id, s.stream_version FROM s
+`
+
+type AppendEventParams struct {
+	StreamName    string
+	Expected      int64
+	EventID       uuid.UUID
+	EventType     string
+	CausationID   uuid.NullUUID
+	CorrelationID uuid.NullUUID
+	Data          []byte
+	Metadata      []byte
+	CreatedAt     time.Time
+}
+
+type AppendEventRow struct {
+	ID            int64
+	StreamVersion int64
+}
+
+// AppendEvents for a single event, with scalar parameters: cheaper to bind and to execute than
+// the arrays, for the most common append.
+func (q *Queries) AppendEvent(ctx context.Context, db DBTX, arg AppendEventParams) (AppendEventRow, error) {
+	row := db.QueryRowContext(ctx, appendEvent,
+		arg.StreamName,
+		arg.Expected,
+		arg.EventID,
+		arg.EventType,
+		arg.CausationID,
+		arg.CorrelationID,
+		arg.Data,
+		arg.Metadata,
+		arg.CreatedAt,
+	)
+	var i AppendEventRow
+	err := row.Scan(&i.ID, &i.StreamVersion)
+	return i, err
+}
+
 const appendEvents = `-- name: AppendEvents :one
 WITH created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)

@@ -39,7 +39,16 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 	}
 	p.StreamName, p.Expected, p.Count = stream, int64(expected), int64(len(events))
 	conn := s.conn(o)
-	if _, err := s.q.AppendEvents(ctx, conn, p); err != nil {
+	if len(events) == 1 {
+		_, err = s.q.AppendEvent(ctx, conn, db.AppendEventParams{
+			StreamName: stream, Expected: int64(expected), EventID: p.EventIds[0], EventType: p.EventTypes[0],
+			CausationID: optionalUUID(p.CausationIds[0]), CorrelationID: optionalUUID(p.CorrelationIds[0]),
+			Data: p.Data[0], Metadata: p.Metadata[0], CreatedAt: p.CreatedAt,
+		})
+	} else {
+		_, err = s.q.AppendEvents(ctx, conn, p)
+	}
+	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return s.expectedVersionError(ctx, conn, op, stream, expected)
 		}
@@ -49,6 +58,10 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 		s.seq.wake()
 	}
 	return nil
+}
+
+func optionalUUID(u uuid.UUID) uuid.NullUUID {
+	return uuid.NullUUID{UUID: u, Valid: u != uuid.Nil}
 }
 
 func checkWritable(op, stream string, expected ExpectedVersion) error {

@@ -56,9 +56,12 @@ func (q *sequencer) run(ctx context.Context) {
 			}
 		case <-ticker.C:
 		}
-		// Drain: keep passing while there is work, so a busy store sequences back to back.
+		// Polls are for appends made elsewhere; a pass that just ran served them too.
+		ticker.Reset(q.interval)
+		// Drain: pass back to back while passes are full. A pass that took fewer appends than the
+		// batch emptied what it could see; looping on would commit once per concurrent append.
 		for ctx.Err() == nil {
-			last, err := q.pass(ctx, q.batch)
+			full, err := q.pass(ctx, q.batch)
 			if err != nil {
 				if ctx.Err() == nil && backoff == 0 {
 					q.s.logger.Warn("sequencer pass failed; retrying with backoff", "error", err)
@@ -70,24 +73,25 @@ func (q *sequencer) run(ctx context.Context) {
 				q.s.logger.Info("sequencer passes succeed again")
 				backoff = 0
 			}
-			if last == 0 {
+			if !full {
 				break
 			}
 		}
 	}
 }
 
-// pass runs one sequencer pass over at most max pending appends. It returns the last position it
-// gave, or 0 when there was nothing to sequence.
-func (q *sequencer) pass(ctx context.Context, max int) (int64, error) {
-	last, err := q.s.q.SequenceAll(ctx, q.s.tmpl.Wrap(q.s.db), db.SequenceAllParams{
-		MaxPending: int32(min(max, math.MaxInt32)),
+// pass runs one sequencer pass over at most max pending appends. full reports that it took max,
+// so more may be waiting.
+func (q *sequencer) pass(ctx context.Context, max int) (full bool, err error) {
+	max = min(max, math.MaxInt32)
+	r, err := q.s.q.SequenceAll(ctx, q.s.tmpl.Wrap(q.s.db), db.SequenceAllParams{
+		MaxPending: int32(max),
 		Channel:    q.s.channel,
 	})
-	if last > 0 {
+	if r.LastPosition > 0 {
 		q.s.wakeSubscriptions() // this process's subscribers need not wait for the NOTIFY
 	}
-	return last, err
+	return int(r.Appends) >= max, err
 }
 
 // settle sequences every append committed so far, so that a read of $all that follows sees them.

@@ -45,6 +45,41 @@ WITH created AS (
 )
 SELECT s.id, s.stream_version FROM s;
 
+-- name: AppendEvent :one
+-- AppendEvents for a single event, with scalar parameters: cheaper to bind and to execute than
+-- the arrays, for the most common append.
+WITH created AS (
+    INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
+    SELECT @stream_name::text, 1
+    WHERE @expected::bigint IN (-1, -2, 0)
+    ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + 1
+        WHERE @expected::bigint = -1 AND st.deleted_at IS NULL
+    RETURNING st.id, st.stream_version
+), updated AS (
+    UPDATE /* TEMPLATE: schema */streams AS st SET stream_version = st.stream_version + 1
+    WHERE (@expected::bigint = -3 OR @expected::bigint > 0)
+      AND st.stream_name = @stream_name::text
+      AND st.deleted_at IS NULL
+      AND (@expected::bigint = -3 OR st.stream_version = @expected::bigint)
+    RETURNING st.id, st.stream_version
+), s AS (
+    SELECT id, stream_version FROM created
+    UNION ALL
+    SELECT id, stream_version FROM updated
+), ev AS (
+    INSERT INTO /* TEMPLATE: schema */events
+        (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
+    SELECT @event_id::uuid, s.id, s.stream_version, @event_type::text, sqlc.narg(causation_id)::uuid,
+           sqlc.narg(correlation_id)::uuid, @data::bytea, sqlc.narg(metadata)::bytea, @created_at::timestamptz
+    FROM s
+    RETURNING 1
+), pend AS (
+    INSERT INTO /* TEMPLATE: schema */pending (stream_pk, first_version, last_version)
+    SELECT s.id, s.stream_version, s.stream_version FROM s
+    RETURNING 1
+)
+SELECT s.id, s.stream_version FROM s;
+
 -- name: LinkEvents :one
 -- Links existing events into a stream, with the same expected-version rules as AppendEvents.
 WITH created AS (
