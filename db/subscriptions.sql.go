@@ -9,6 +9,31 @@ import (
 	"context"
 )
 
+const ackCheckpoint = `-- name: AckCheckpoint :execrows
+WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = $1::bigint
+WHERE stream_name = $2::text AND subscription_name = $3::text
+  AND EXISTS (SELECT 1 FROM async)
+`
+
+type AckCheckpointParams struct {
+	LastSeen         int64
+	StreamName       string
+	SubscriptionName string
+}
+
+// The running subscription's checkpoint write, on its lock's own connection, outside any caller's
+// transaction. Its commit does not wait for the WAL flush: a checkpoint lost in a crash only means
+// events are delivered again (at least once), and a checkpoint that survives was flushed after
+// the $all positions it refers to.
+func (q *Queries) AckCheckpoint(ctx context.Context, db DBTX, arg AckCheckpointParams) (int64, error) {
+	result, err := db.ExecContext(ctx, ackCheckpoint, arg.LastSeen, arg.StreamName, arg.SubscriptionName)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const advisoryUnlock = `-- name: AdvisoryUnlock :one
 SELECT pg_advisory_unlock($1::bigint)
 `

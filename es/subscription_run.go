@@ -645,7 +645,13 @@ func (sub *subscription) writeCheckpointCtx(ctx context.Context, conn *sql.Conn,
 	written := sub.unwritten
 	sub.mu.Unlock()
 	if !sub.opts.Transient {
-		n, err := sub.store.q.UpdateCheckpoint(ctx, sub.store.tmpl.Wrap(conn), db.UpdateCheckpointParams{
+		write := sub.store.q.AckCheckpoint // no flush wait, except for the last one
+		if force {
+			write = func(ctx context.Context, q db.DBTX, p db.AckCheckpointParams) (int64, error) {
+				return sub.store.q.UpdateCheckpoint(ctx, q, db.UpdateCheckpointParams(p))
+			}
+		}
+		n, err := write(ctx, sub.store.tmpl.Wrap(conn), db.AckCheckpointParams{
 			LastSeen: pos, StreamName: sub.stream, SubscriptionName: sub.name,
 		})
 		if err != nil {

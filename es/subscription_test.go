@@ -2,9 +2,11 @@ package es_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -534,4 +536,70 @@ func TestTransientSubscription(t *testing.T) {
 	_, open := <-one.Events()
 	is.True(!open)
 	is.NoErr(one.Err())
+}
+
+// Checkpoint writes skip the WAL flush wait for their own commit only: the lock's connection goes
+// back to the pool with synchronous_commit as it was, so later appends on it stay durable.
+func TestSubscriptionCheckpointKeepsSessionDurable(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	ctx := t.Context()
+	const conns = 4
+	// Sessions start at remote_write, neither the test server's off nor the default on, so that
+	// a checkpoint write leaving its "off" behind shows.
+	dsn := estest.DSN(t)
+	if strings.Contains(dsn, "://") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + "synchronous_commit=remote_write"
+	} else {
+		dsn += " synchronous_commit=remote_write"
+	}
+	pool, err := sql.Open(estest.Driver(), dsn)
+	is.NoErr(err)
+	defer pool.Close()
+	pool.SetMaxOpenConns(conns)
+	pool.SetMaxIdleConns(conns)
+	store, err := es.New(pool, &es.Config{Schema: estest.NewSchema(t), ListenDSN: estest.DSN(t)})
+	is.NoErr(err)
+	defer store.Close()
+
+	sub, err := store.SubscribeToAll(ctx, "durable", nil)
+	is.NoErr(err)
+	subscribed(t, sub)
+	for i := range 5 {
+		is.NoErr(store.AppendToStream(ctx, fmt.Sprintf("s-%d", i), es.NoStream, events(1)))
+		receive(t, sub, 1)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		pos, err := store.SubscriptionCheckpoint(ctx, es.AllStream, "durable")
+		is.NoErr(err)
+		if pos == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint at %d, want 5", pos)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sub.Close()
+
+	// Every connection of the pool, the former lock connection among them, is durable.
+	held := make([]*sql.Conn, 0, conns)
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range conns {
+		c, err := pool.Conn(ctx)
+		is.NoErr(err)
+		held = append(held, c)
+		var setting string
+		is.NoErr(c.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&setting))
+		is.Equal(setting, "remote_write")
+	}
 }

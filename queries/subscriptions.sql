@@ -20,6 +20,16 @@ WHERE stream_name = @stream_name::text AND subscription_name = @subscription_nam
 UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = @last_seen::bigint
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
 
+-- name: AckCheckpoint :execrows
+-- The running subscription's checkpoint write, on its lock's own connection, outside any caller's
+-- transaction. Its commit does not wait for the WAL flush: a checkpoint lost in a crash only means
+-- events are delivered again (at least once), and a checkpoint that survives was flushed after
+-- the $all positions it refers to.
+WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = @last_seen::bigint
+WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text
+  AND EXISTS (SELECT 1 FROM async);
+
 -- name: DeleteSubscription :execrows
 DELETE FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
