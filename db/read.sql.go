@@ -146,58 +146,60 @@ func (q *Queries) ReadAllForward(ctx context.Context, db DBTX, arg ReadAllForwar
 }
 
 const readStreamBackward = `-- name: ReadStreamBackward :many
-SELECT s.id AS stream_pk, s.deleted_at AS stream_deleted_at, (x.event_id IS NOT NULL)::bool AS has_event,
-       coalesce(x.event_number, 0)::bigint AS event_number, x.event_id,
-       coalesce(x.origin_name, s.stream_name)::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
-       coalesce(x.event_type, '')::text AS event_type, x.causation_id, x.correlation_id, x.data, x.metadata,
-       coalesce(x.created_at, 'epoch')::timestamptz AS created_at
-FROM /* TEMPLATE: schema */streams s
-LEFT JOIN LATERAL (
-    -- The stream's own events are read in one index scan; only links need the joins.
-    (SELECT oe.stream_version AS event_number, oe.event_id, NULL::text AS origin_name,
-            oe.stream_version AS origin_version, oe.event_type, oe.causation_id, oe.correlation_id,
-            oe.data, oe.metadata, oe.created_at
-     FROM /* TEMPLATE: schema */events oe
-     WHERE oe.stream_pk = s.id AND oe.stream_version <= $2::bigint
-     ORDER BY oe.stream_version DESC LIMIT $1::bigint)
-    UNION ALL
-    (SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type,
-            e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
-     FROM /* TEMPLATE: schema */links l
-     JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
-     JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
-     WHERE l.stream_pk = s.id AND l.link_version <= $2::bigint
-     ORDER BY l.link_version DESC LIMIT $1::bigint)
-    ORDER BY 1 DESC LIMIT $1::bigint
-) x ON true
-WHERE s.stream_name = $3::text
-ORDER BY x.event_number DESC
+WITH s AS MATERIALIZED (
+    SELECT id, deleted_at FROM /* TEMPLATE: schema */streams WHERE stream_name = $2::text
+)
+SELECT 9223372036854775807::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origin_name,
+        0::bigint AS origin_version, ''::text AS event_type, NULL::uuid AS causation_id,
+        NULL::uuid AS correlation_id, NULL::bytea AS data, NULL::bytea AS metadata,
+        NULL::timestamptz AS created_at, (s.deleted_at IS NOT NULL)::bool AS deleted
+ FROM s
+UNION ALL
+(SELECT oe.stream_version, oe.event_id, NULL, oe.stream_version, oe.event_type, oe.causation_id,
+        oe.correlation_id, oe.data, oe.metadata, oe.created_at, false
+ FROM /* TEMPLATE: schema */events oe
+ WHERE oe.stream_pk = (SELECT id FROM s) AND oe.stream_version <= $3::bigint
+ ORDER BY oe.stream_version DESC LIMIT $4::bigint)
+UNION ALL
+(SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type, e.causation_id,
+        e.correlation_id, e.data, e.metadata, e.created_at, false
+ FROM /* TEMPLATE: schema */links l
+ JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
+ JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+ WHERE l.stream_pk = (SELECT id FROM s) AND l.link_version <= $3::bigint
+ ORDER BY l.link_version DESC LIMIT $4::bigint)
+ORDER BY 1 DESC LIMIT $1::bigint
 `
 
 type ReadStreamBackwardParams struct {
-	MaxCount   int64
-	Start      int64
+	MaxRows    int64
 	StreamName string
+	Start      int64
+	MaxCount   int64
 }
 
 type ReadStreamBackwardRow struct {
-	StreamPk        int64
-	StreamDeletedAt sql.NullTime
-	HasEvent        bool
-	EventNumber     int64
-	EventID         uuid.UUID
-	OriginName      string
-	OriginVersion   int64
-	EventType       string
-	CausationID     uuid.NullUUID
-	CorrelationID   uuid.NullUUID
-	Data            []byte
-	Metadata        []byte
-	CreatedAt       time.Time
+	EventNumber   int64
+	EventID       uuid.NullUUID
+	OriginName    sql.NullString
+	OriginVersion int64
+	EventType     string
+	CausationID   uuid.NullUUID
+	CorrelationID uuid.NullUUID
+	Data          []byte
+	Metadata      []byte
+	CreatedAt     sql.NullTime
+	Deleted       bool
 }
 
+// ReadStreamForward backward: the stream's own row comes first with the largest event number.
 func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStreamBackwardParams) ([]ReadStreamBackwardRow, error) {
-	rows, err := db.QueryContext(ctx, readStreamBackward, arg.MaxCount, arg.Start, arg.StreamName)
+	rows, err := db.QueryContext(ctx, readStreamBackward,
+		arg.MaxRows,
+		arg.StreamName,
+		arg.Start,
+		arg.MaxCount,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +208,6 @@ func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStrea
 	for rows.Next() {
 		var i ReadStreamBackwardRow
 		if err := rows.Scan(
-			&i.StreamPk,
-			&i.StreamDeletedAt,
-			&i.HasEvent,
 			&i.EventNumber,
 			&i.EventID,
 			&i.OriginName,
@@ -219,6 +218,7 @@ func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStrea
 			&i.Data,
 			&i.Metadata,
 			&i.CreatedAt,
+			&i.Deleted,
 		); err != nil {
 			return nil, err
 		}
@@ -234,60 +234,63 @@ func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStrea
 }
 
 const readStreamForward = `-- name: ReadStreamForward :many
-SELECT s.id AS stream_pk, s.deleted_at AS stream_deleted_at, (x.event_id IS NOT NULL)::bool AS has_event,
-       coalesce(x.event_number, 0)::bigint AS event_number, x.event_id,
-       coalesce(x.origin_name, s.stream_name)::text AS origin_name, coalesce(x.origin_version, 0)::bigint AS origin_version,
-       coalesce(x.event_type, '')::text AS event_type, x.causation_id, x.correlation_id, x.data, x.metadata,
-       coalesce(x.created_at, 'epoch')::timestamptz AS created_at
-FROM /* TEMPLATE: schema */streams s
-LEFT JOIN LATERAL (
-    -- The stream's own events are read in one index scan; only links need the joins.
-    (SELECT oe.stream_version AS event_number, oe.event_id, NULL::text AS origin_name,
-            oe.stream_version AS origin_version, oe.event_type, oe.causation_id, oe.correlation_id,
-            oe.data, oe.metadata, oe.created_at
-     FROM /* TEMPLATE: schema */events oe
-     WHERE oe.stream_pk = s.id AND oe.stream_version >= $2::bigint
-     ORDER BY oe.stream_version LIMIT $1::bigint)
-    UNION ALL
-    (SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type,
-            e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
-     FROM /* TEMPLATE: schema */links l
-     JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
-     JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
-     WHERE l.stream_pk = s.id AND l.link_version >= $2::bigint
-     ORDER BY l.link_version LIMIT $1::bigint)
-    ORDER BY 1 LIMIT $1::bigint
-) x ON true
-WHERE s.stream_name = $3::text
-ORDER BY x.event_number
+WITH s AS MATERIALIZED (
+    SELECT id, deleted_at FROM /* TEMPLATE: schema */streams WHERE stream_name = $2::text
+)
+SELECT 0::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origin_name,
+        0::bigint AS origin_version, ''::text AS event_type, NULL::uuid AS causation_id,
+        NULL::uuid AS correlation_id, NULL::bytea AS data, NULL::bytea AS metadata,
+        NULL::timestamptz AS created_at, (s.deleted_at IS NOT NULL)::bool AS deleted
+ FROM s
+UNION ALL
+(SELECT oe.stream_version, oe.event_id, NULL, oe.stream_version, oe.event_type, oe.causation_id,
+        oe.correlation_id, oe.data, oe.metadata, oe.created_at, false
+ FROM /* TEMPLATE: schema */events oe
+ WHERE oe.stream_pk = (SELECT id FROM s) AND oe.stream_version >= $3::bigint
+ ORDER BY oe.stream_version LIMIT $4::bigint)
+UNION ALL
+(SELECT l.link_version, e.event_id, os.stream_name, e.stream_version, e.event_type, e.causation_id,
+        e.correlation_id, e.data, e.metadata, e.created_at, false
+ FROM /* TEMPLATE: schema */links l
+ JOIN /* TEMPLATE: schema */events e ON e.event_id = l.event_id
+ JOIN /* TEMPLATE: schema */streams os ON os.id = e.stream_pk
+ WHERE l.stream_pk = (SELECT id FROM s) AND l.link_version >= $3::bigint
+ ORDER BY l.link_version LIMIT $4::bigint)
+ORDER BY 1 LIMIT $1::bigint
 `
 
 type ReadStreamForwardParams struct {
-	MaxCount   int64
-	Start      int64
+	MaxRows    int64
 	StreamName string
+	Start      int64
+	MaxCount   int64
 }
 
 type ReadStreamForwardRow struct {
-	StreamPk        int64
-	StreamDeletedAt sql.NullTime
-	HasEvent        bool
-	EventNumber     int64
-	EventID         uuid.UUID
-	OriginName      string
-	OriginVersion   int64
-	EventType       string
-	CausationID     uuid.NullUUID
-	CorrelationID   uuid.NullUUID
-	Data            []byte
-	Metadata        []byte
-	CreatedAt       time.Time
+	EventNumber   int64
+	EventID       uuid.NullUUID
+	OriginName    sql.NullString
+	OriginVersion int64
+	EventType     string
+	CausationID   uuid.NullUUID
+	CorrelationID uuid.NullUUID
+	Data          []byte
+	Metadata      []byte
+	CreatedAt     sql.NullTime
+	Deleted       bool
 }
 
-// One round trip: the stream row comes back even when no event is in range (has_event false),
-// and no row at all means the stream does not exist. A stream holds its own events and links.
+// One round trip, no sort: the first row is the stream's own (event number 0, event_id NULL,
+// deleted set), then its events and links in event-number order, merged from their indexes. No
+// row at all means the stream does not exist. origin_name is NULL for the stream's own events.
+// max_rows is max_count + 1, for the stream's row.
 func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStreamForwardParams) ([]ReadStreamForwardRow, error) {
-	rows, err := db.QueryContext(ctx, readStreamForward, arg.MaxCount, arg.Start, arg.StreamName)
+	rows, err := db.QueryContext(ctx, readStreamForward,
+		arg.MaxRows,
+		arg.StreamName,
+		arg.Start,
+		arg.MaxCount,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -296,9 +299,6 @@ func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStream
 	for rows.Next() {
 		var i ReadStreamForwardRow
 		if err := rows.Scan(
-			&i.StreamPk,
-			&i.StreamDeletedAt,
-			&i.HasEvent,
 			&i.EventNumber,
 			&i.EventID,
 			&i.OriginName,
@@ -309,6 +309,7 @@ func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStream
 			&i.Data,
 			&i.Metadata,
 			&i.CreatedAt,
+			&i.Deleted,
 		); err != nil {
 			return nil, err
 		}

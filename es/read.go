@@ -27,7 +27,7 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 		return nil, invalid(op, stream, "start %d, must be 0 or more", start)
 	}
 	rows, err := s.q.ReadStreamForward(ctx, s.conn(o), db.ReadStreamForwardParams{
-		StreamName: stream, Start: start, MaxCount: int64(count),
+		StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: int64(count) + 1,
 	})
 	if err != nil {
 		return nil, mapDBError(op, stream, err)
@@ -51,7 +51,7 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 		return nil, err
 	}
 	rows, err := s.q.ReadStreamBackward(ctx, s.conn(o), db.ReadStreamBackwardParams{
-		StreamName: stream, Start: from, MaxCount: int64(count),
+		StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: int64(count) + 1,
 	})
 	if err != nil {
 		return nil, mapDBError(op, stream, err)
@@ -150,64 +150,69 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// streamRows converts a stream read: its first row is the stream's own, the events follow.
 func (s *Store) streamRows(op, stream string, rows []db.ReadStreamForwardRow) ([]RecordedEvent, error) {
 	if len(rows) == 0 {
 		return nil, opError(op, stream, ErrStreamNotFound)
 	}
-	if rows[0].StreamDeletedAt.Valid {
+	if rows[0].Deleted {
 		return nil, opError(op, stream, ErrStreamDeleted)
 	}
-	out := make([]RecordedEvent, 0, len(rows))
-	for _, r := range rows {
-		if !r.HasEvent {
-			continue
+	out := make([]RecordedEvent, len(rows)-1)
+	var meta metadataDecoder
+	for i, r := range rows[1:] {
+		origin := stream
+		if r.OriginName.Valid {
+			origin = r.OriginName.String
 		}
-		ev, err := s.decode(db.ReadAllForwardRow{
-			EventNumber: r.EventNumber, EventID: r.EventID, OriginName: r.OriginName,
-			OriginVersion: r.OriginVersion, EventType: r.EventType, CausationID: r.CausationID,
-			CorrelationID: r.CorrelationID, Data: r.Data, Metadata: r.Metadata, CreatedAt: r.CreatedAt,
-		})
-		if err != nil {
-			return out, opError(op, stream, err)
+		out[i] = RecordedEvent{
+			EventNumber:   r.EventNumber,
+			EventID:       r.EventID.UUID,
+			StreamID:      origin,
+			StreamVersion: r.OriginVersion,
+			EventType:     r.EventType,
+			CausationID:   nullUUID(r.CausationID),
+			CorrelationID: nullUUID(r.CorrelationID),
+			CreatedAt:     r.CreatedAt.Time,
 		}
-		out = append(out, ev)
+		if err := s.decode(&meta, &out[i], r.Data, r.Metadata); err != nil {
+			return out[:i], opError(op, stream, err)
+		}
 	}
 	return out, nil
 }
 
 func (s *Store) allRows(op string, rows []db.ReadAllForwardRow) ([]RecordedEvent, error) {
-	out := make([]RecordedEvent, 0, len(rows))
-	for _, r := range rows {
-		ev, err := s.decode(r)
-		if err != nil {
-			return out, opError(op, "", err)
+	out := make([]RecordedEvent, len(rows))
+	var meta metadataDecoder
+	for i, r := range rows {
+		out[i] = RecordedEvent{
+			EventNumber:   r.EventNumber,
+			EventID:       r.EventID,
+			StreamID:      r.OriginName,
+			StreamVersion: r.OriginVersion,
+			EventType:     r.EventType,
+			CausationID:   nullUUID(r.CausationID),
+			CorrelationID: nullUUID(r.CorrelationID),
+			CreatedAt:     r.CreatedAt,
 		}
-		out = append(out, ev)
+		if err := s.decode(&meta, &out[i], r.Data, r.Metadata); err != nil {
+			return out[:i], opError(op, "", err)
+		}
 	}
 	return out, nil
 }
 
-func (s *Store) decode(r db.ReadAllForwardRow) (RecordedEvent, error) {
-	data, err := s.serializer.Unmarshal(r.EventType, r.Data)
-	if err != nil {
-		return RecordedEvent{}, fmt.Errorf("decode event %s (%s): %w", r.EventID, r.EventType, err)
+// decode fills in an event's data and metadata.
+func (s *Store) decode(md *metadataDecoder, ev *RecordedEvent, data, meta []byte) error {
+	var err error
+	if ev.Data, err = s.serializer.Unmarshal(ev.EventType, data); err != nil {
+		return fmt.Errorf("decode event %s (%s): %w", ev.EventID, ev.EventType, err)
 	}
-	meta, err := unmarshalMetadata(r.Metadata)
-	if err != nil {
-		return RecordedEvent{}, fmt.Errorf("event %s: %w", r.EventID, err)
+	if ev.Metadata, err = md.decode(meta); err != nil {
+		return fmt.Errorf("event %s: %w", ev.EventID, err)
 	}
-	return RecordedEvent{
-		EventNumber:   r.EventNumber,
-		EventID:       r.EventID,
-		StreamID:      r.OriginName,
-		StreamVersion: r.OriginVersion,
-		EventType:     r.EventType,
-		CausationID:   nullUUID(r.CausationID),
-		CorrelationID: nullUUID(r.CorrelationID),
-		Data:          data,
-		Metadata:      meta,
-		CreatedAt:     r.CreatedAt,
-	}, nil
+	return nil
 }
 
 func nullUUID(u uuid.NullUUID) uuid.UUID {

@@ -1,9 +1,11 @@
 package es
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
 )
@@ -12,7 +14,8 @@ import (
 type Serializer interface {
 	// Marshal encodes a value for storage.
 	Marshal(v any) ([]byte, error)
-	// Unmarshal decodes data stored under typeName.
+	// Unmarshal decodes data stored under typeName. The store does not use data afterwards, so
+	// the result may keep it.
 	Unmarshal(typeName string, data []byte) (any, error)
 	// TypeName names v's type, for data given without a type name; ok is false when it cannot.
 	TypeName(v any) (name string, ok bool)
@@ -73,7 +76,10 @@ func baseType(v any) reflect.Type {
 // Marshal encodes v as JSON.
 func (s *JSONSerializer) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// Unmarshal decodes JSON into the type registered for typeName, or into generic values.
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// Unmarshal decodes JSON into the type registered for typeName, or into generic values. A type
+// registered as json.RawMessage gets data itself, undecoded.
 func (s *JSONSerializer) Unmarshal(typeName string, data []byte) (any, error) {
 	s.mu.RLock()
 	t, ok := s.byName[typeName]
@@ -84,6 +90,10 @@ func (s *JSONSerializer) Unmarshal(typeName string, data []byte) (any, error) {
 			return nil, err
 		}
 		return v, nil
+	}
+	if t == rawMessageType {
+		// Stored by Marshal, so valid JSON already: hand the bytes over as they are.
+		return json.RawMessage(data), nil
 	}
 	p := reflect.New(t)
 	if err := json.Unmarshal(data, p.Interface()); err != nil {
@@ -129,4 +139,36 @@ func unmarshalMetadata(b []byte) (map[string]any, error) {
 		return nil, errors.New("decode metadata: " + err.Error())
 	}
 	return m, nil
+}
+
+// metadataDecoder decodes the metadata of the events of one read. Events appended together
+// usually share their metadata: when a row's bytes equal the previous row's and that map holds
+// no nested maps or slices, a copy of it is as good as decoding again, and much cheaper.
+type metadataDecoder struct {
+	last []byte
+	m    map[string]any
+	flat bool
+}
+
+func (d *metadataDecoder) decode(b []byte) (map[string]any, error) {
+	if d.flat && len(b) > 0 && bytes.Equal(b, d.last) {
+		return maps.Clone(d.m), nil
+	}
+	m, err := unmarshalMetadata(b)
+	if err != nil {
+		return nil, err
+	}
+	d.last, d.m, d.flat = b, m, m != nil && flat(m)
+	return m, nil
+}
+
+// flat reports whether a decoded JSON object holds only scalars, so a shallow copy is a copy.
+func flat(m map[string]any) bool {
+	for _, v := range m {
+		switch v.(type) {
+		case map[string]any, []any:
+			return false
+		}
+	}
+	return true
 }

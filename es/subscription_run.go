@@ -482,7 +482,9 @@ func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) 
 		}
 		return s.allRows("subscription read", rows)
 	}
-	rows, err := s.q.ReadStreamForward(ctx, conn, db.ReadStreamForwardParams{StreamName: stream, Start: pos + 1, MaxCount: int64(n)})
+	rows, err := s.q.ReadStreamForward(ctx, conn, db.ReadStreamForwardParams{
+		StreamName: stream, Start: pos + 1, MaxCount: int64(n), MaxRows: int64(n) + 1,
+	})
 	if err != nil {
 		return nil, err
 	}
