@@ -98,15 +98,24 @@ ORDER BY stream_name, stream_version LIMIT $3`,
 	}, nil
 }
 
+// id is a UUID parameter as the store passes it: under pgx a [16]byte, which pgx encodes
+// directly, where a uuid.UUID goes through its driver.Valuer string and is parsed back.
+func (t *rawTable) id(u uuid.UUID) any {
+	if t.pgx {
+		return [16]byte(u)
+	}
+	return u
+}
+
 // appendOne inserts one event at version in one autocommit INSERT.
 func (t *rawTable) appendOne(ctx context.Context, stream string, version int64) error {
-	_, err := t.db.ExecContext(ctx, t.insertOne, uuid.New(), stream, version, benchType, []byte(payload), metadataJSON)
+	_, err := t.db.ExecContext(ctx, t.insertOne, t.id(uuid.New()), stream, version, benchType, []byte(payload), metadataJSON)
 	return err
 }
 
 // appendMany inserts n events at versions first.. in one autocommit INSERT ... SELECT unnest(...).
 // Arrays are passed the way each driver encodes best, as the store does: pq.Array for lib/pq,
-// native slices for pgx.
+// native slices for pgx, with UUIDs as [16]byte (see id).
 func (t *rawTable) appendMany(ctx context.Context, stream string, first int64, n int) error {
 	ids := make([]uuid.UUID, n)
 	versions := make([]int64, n)
@@ -117,7 +126,11 @@ func (t *rawTable) appendMany(ctx context.Context, stream string, first int64, n
 		ids[i], versions[i], types[i], data[i], meta[i] = uuid.New(), first+int64(i), benchType, payload, metadataJSON
 	}
 	if t.pgx {
-		_, err := t.db.ExecContext(ctx, t.insertMany, ids, stream, versions, types, data, meta)
+		raw := make([][16]byte, n)
+		for i, id := range ids {
+			raw[i] = id
+		}
+		_, err := t.db.ExecContext(ctx, t.insertMany, raw, stream, versions, types, data, meta)
 		return err
 	}
 	_, err := t.db.ExecContext(ctx, t.insertMany, pq.Array(ids), stream, pq.Array(versions), pq.Array(types), pq.Array(data), pq.Array(meta))
@@ -127,7 +140,7 @@ func (t *rawTable) appendMany(ctx context.Context, stream string, first int64, n
 // appendAny inserts one event at the stream's next version, taken from its raw_streams counter
 // row in the same statement, so concurrent writers queue on that row as the store's do.
 func (t *rawTable) appendAny(ctx context.Context, stream string) error {
-	_, err := t.db.ExecContext(ctx, t.upsert, uuid.New(), stream, benchType, []byte(payload), metadataJSON)
+	_, err := t.db.ExecContext(ctx, t.upsert, t.id(uuid.New()), stream, benchType, []byte(payload), metadataJSON)
 	return err
 }
 

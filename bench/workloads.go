@@ -598,7 +598,8 @@ func (r *runner) method() []string {
 		"Appends, distinct streams: every writer appends to a stream of its own. Store: AppendToStream with the exact expected " +
 			"version the writer tracks (0 first). Raw: 1 event per call = one INSERT ... VALUES statement in its own autocommit " +
 			"transaction; 100 events per call = one INSERT ... SELECT unnest($1::uuid[]), ..., unnest($6::bytea[]) statement, " +
-			"autocommit (arrays passed as pq.Array under lib/pq and as native slices under pgx, as the store passes them); the writer tracks versions.",
+			"autocommit (arrays passed as pq.Array under lib/pq and as native slices under pgx, UUIDs as [16]byte under pgx, as the " +
+			"store passes them); the writer tracks versions.",
 		"One stream, AnyVersion: Store: AppendToStream(AnyVersion) by every writer. Raw: one autocommit statement that upserts " +
 			"the stream's counter row in raw_streams (INSERT ... ON CONFLICT DO UPDATE SET stream_version = stream_version + 1 " +
 			"RETURNING) and inserts the event at the returned version, so the raw writers queue on one row lock as the store's do " +

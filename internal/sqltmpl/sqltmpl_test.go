@@ -23,14 +23,18 @@ func TestNativeArrays(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ids := []uuid.UUID{uuid.New()}
-	in := []any{"s", int64(1), pq.Array([]string{"a"}), pq.Array([][]byte{{1}}), pq.Array([]int64{2}), pq.Array(ids)}
+	in := []any{"s", int64(1), pq.Array([]string{"a"}), pq.Array([][]byte{{1}}), pq.Array([]int64{2}), pq.Array(ids),
+		ids[0], uuid.NullUUID{UUID: ids[0], Valid: true}, uuid.NullUUID{}}
 	out := nativeArrays(in)
 	is.Equal(out[0], "s")
 	is.Equal(out[1], int64(1))
 	is.Equal(out[2], []string{"a"})
 	is.Equal(out[3], [][]byte{{1}})
 	is.Equal(out[4], []int64{2})
-	is.True(reflect.DeepEqual(out[5], ids))
+	is.Equal(out[5], [][16]byte{ids[0]})
+	is.Equal(out[6], [16]byte(ids[0]))
+	is.Equal(out[7], [16]byte(ids[0]))
+	is.Equal(out[8], nil)
 	is.Equal(reflect.TypeOf(in[2]).String(), "*pq.StringArray") // the input is left as it was
 	plain := []any{"x"}
 	is.Equal(&nativeArrays(plain)[0], &plain[0]) // nothing to convert: no copy
