@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,6 +89,10 @@ func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error)
 		CreatedAt:      time.Now().UTC().Truncate(time.Microsecond),
 	}
 	seen := make(map[uuid.UUID]struct{}, n)
+	var (
+		lastMap  uintptr
+		lastMeta []byte
+	)
 	for i, e := range events {
 		id := e.EventID
 		if id == uuid.Nil {
@@ -111,9 +116,13 @@ func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error)
 		if err != nil {
 			return p, fmt.Errorf("%w: event %d (%s): encode data: %w", ErrInvalidArgument, i, typ, err)
 		}
-		meta, err := marshalMetadata(e.Metadata)
-		if err != nil {
-			return p, fmt.Errorf("%w: event %d (%s): encode metadata: %w", ErrInvalidArgument, i, typ, err)
+		meta := lastMeta
+		if m := reflect.ValueOf(e.Metadata).Pointer(); i == 0 || m != lastMap {
+			// Events of one append often share one metadata map: encode it once.
+			if meta, err = marshalMetadata(e.Metadata); err != nil {
+				return p, fmt.Errorf("%w: event %d (%s): encode metadata: %w", ErrInvalidArgument, i, typ, err)
+			}
+			lastMap, lastMeta = m, meta
 		}
 		p.EventIds[i], p.EventTypes[i], p.Data[i], p.Metadata[i] = id, typ, data, meta
 		p.CausationIds[i], p.CorrelationIds[i] = e.CausationID, e.CorrelationID

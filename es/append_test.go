@@ -2,6 +2,7 @@ package es_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -118,6 +119,7 @@ func TestAppendBadInput(t *testing.T) {
 		{"bad expected", "s", -4, events(1), es.ErrInvalidArgument},
 		{"no type, unnameable data", "s", es.AnyVersion, []es.EventData{{Data: map[string]any{"a": 1}}}, es.ErrInvalidArgument},
 		{"unencodable data", "s", es.AnyVersion, []es.EventData{{EventType: "x", Data: func() {}}}, es.ErrInvalidArgument},
+		{"invalid raw JSON", "s", es.AnyVersion, []es.EventData{{EventType: "x", Data: json.RawMessage(`{"a":`)}}, es.ErrInvalidArgument},
 		{"unencodable metadata", "s", es.AnyVersion, []es.EventData{{EventType: "x", Data: 1, Metadata: map[string]any{"c": make(chan int)}}}, es.ErrInvalidArgument},
 	}
 	for _, c := range cases {
@@ -258,5 +260,57 @@ func TestAppendConcurrentAnyVersion(t *testing.T) {
 	is.Equal(len(got), writers*each)
 	for i, ev := range got {
 		is.Equal(ev.StreamVersion, int64(i+1))
+	}
+}
+
+// Events of one append sharing a metadata map, or each with its own, all read back their own,
+// and every read event's metadata is a map of its own.
+func TestAppendMetadataSharedAndDistinct(t *testing.T) {
+	store, ctx, is := setupAppend(t)
+	shared := map[string]any{"user": "u-1"}
+	other := map[string]any{"user": "u-2", "tags": []any{"a"}}
+	evs := []es.EventData{
+		{EventType: "e", Data: 1, Metadata: shared},
+		{EventType: "e", Data: 2, Metadata: shared},
+		{EventType: "e", Data: 3, Metadata: other},
+		{EventType: "e", Data: 4},
+		{EventType: "e", Data: 5, Metadata: other},
+		{EventType: "e", Data: 6, Metadata: shared},
+	}
+	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, evs))
+	want := []map[string]any{
+		{"user": "u-1"}, {"user": "u-1"}, {"user": "u-2", "tags": []any{"a"}}, nil,
+		{"user": "u-2", "tags": []any{"a"}}, {"user": "u-1"},
+	}
+	for _, read := range []func() ([]es.RecordedEvent, error){
+		func() ([]es.RecordedEvent, error) { return store.ReadStreamForward(ctx, "s", 0, 10) },
+		func() ([]es.RecordedEvent, error) { return store.ReadAllForward(ctx, 0, 10) },
+	} {
+		got, err := read()
+		is.NoErr(err)
+		is.Equal(len(got), len(want))
+		for i, ev := range got {
+			is.Equal(ev.Metadata, want[i])
+		}
+		got[0].Metadata["user"] = "changed"
+		is.Equal(got[1].Metadata["user"], "u-1") // not the same map
+	}
+}
+
+// Data registered as json.RawMessage is stored and read back byte for byte.
+func TestAppendRawMessageRoundTrip(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	ser := es.NewJSONSerializer()
+	is.NoErr(ser.Register("raw", json.RawMessage(nil)))
+	store := estest.NewStore(t, &es.Config{Serializer: ser})
+	ctx := t.Context()
+	data := json.RawMessage(`{ "spaced" : [1, 2.50, "x"] }`)
+	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, []es.EventData{{EventType: "raw", Data: data}, {EventType: "raw", Data: data}}))
+	got, err := store.ReadStreamForward(ctx, "s", 0, 10)
+	is.NoErr(err)
+	is.Equal(len(got), 2)
+	for _, ev := range got {
+		is.Equal(ev.Data, data)
 	}
 }

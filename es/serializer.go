@@ -73,8 +73,16 @@ func baseType(v any) reflect.Type {
 	return t
 }
 
-// Marshal encodes v as JSON.
-func (s *JSONSerializer) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+// Marshal encodes v as JSON. A json.RawMessage is checked and kept as it is.
+func (s *JSONSerializer) Marshal(v any) ([]byte, error) {
+	if r, ok := v.(json.RawMessage); ok && r != nil {
+		if !json.Valid(r) {
+			return nil, errors.New("json.RawMessage holds invalid JSON")
+		}
+		return r, nil
+	}
+	return json.Marshal(v)
+}
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()
 
