@@ -34,6 +34,7 @@ func (q *sequencer) run(ctx context.Context) {
 	ticker := time.NewTicker(q.interval)
 	defer ticker.Stop()
 	var backoff time.Duration // after failed passes, so an unreachable database is not hammered
+	var lastPass time.Time
 	for {
 		if backoff > 0 {
 			select {
@@ -46,16 +47,18 @@ func (q *sequencer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-q.wakeCh:
-			if q.delay > 0 {
-				// Gather the appends that follow: one pass, one commit, for all of them.
+			// Passes start at most every delay: a steady stream of appends is numbered in
+			// batches, one commit for several, while an append after a quiet spell goes at once.
+			if wait := q.delay - time.Since(lastPass); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(q.delay):
+				case <-time.After(wait):
 				}
 			}
 		case <-ticker.C:
 		}
+		lastPass = time.Now()
 		// Polls are for appends made elsewhere; a pass that just ran served them too.
 		ticker.Reset(q.interval)
 		// Drain: pass back to back while passes are full. A pass that took fewer appends than the
