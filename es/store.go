@@ -42,9 +42,10 @@ type Config struct {
 	// SequencerBatch is the most appends one sequencer pass gives $all positions to.
 	// Defaults to 1000.
 	SequencerBatch int
-	// SequencerDelay is how long the sequencer, woken by an append of this process, waits for
-	// more appends before its pass. Every pass is a commit (a WAL flush), so gathering appends
-	// into fewer passes leaves more flushes to the writers. Defaults to 5ms; negative means none.
+	// SequencerDelay is the least time between the starts of two sequencer passes woken by this
+	// process's appends: an append after a quiet spell is numbered at once, a steady stream of
+	// them in batches. Every pass is a commit (a WAL flush), so fewer passes leave more flushes
+	// to the writers. Defaults to 10ms; negative means none.
 	SequencerDelay time.Duration
 	// SubscriptionPollInterval is how often subscriptions read for new events without having been
 	// woken, the fallback for lost notifications. Defaults to 1s.
@@ -116,7 +117,7 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	}
 	switch {
 	case c.SequencerDelay == 0:
-		c.SequencerDelay = 5 * time.Millisecond
+		c.SequencerDelay = 10 * time.Millisecond
 	case c.SequencerDelay < 0:
 		c.SequencerDelay = 0
 	}
