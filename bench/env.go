@@ -164,6 +164,7 @@ func (e *env) newFixture(ctx context.Context) (*fixture, error) {
 	}
 	ser := es.NewJSONSerializer()
 	if err := ser.Register(benchType, json.RawMessage(nil)); err != nil {
+		raw.close()
 		return nil, err
 	}
 	store, err := es.New(e.db, &es.Config{
@@ -173,6 +174,7 @@ func (e *env) newFixture(ctx context.Context) (*fixture, error) {
 		Logger:     e.r.cfg.Logger,
 	})
 	if err != nil {
+		raw.close()
 		return nil, err
 	}
 	return &fixture{env: e, schema: schema, store: store, raw: raw}, nil
@@ -181,6 +183,7 @@ func (e *env) newFixture(ctx context.Context) (*fixture, error) {
 // close closes the store and drops the schema.
 func (f *fixture) close() {
 	_ = f.store.Close()
+	f.raw.close()
 	f.env.r.dropSchema(f.schema)
 }
 

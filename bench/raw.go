@@ -47,12 +47,22 @@ func storeEvents(n int) []es.EventData {
 	return evs
 }
 
-// rawTable is the baseline: a plain table of the same events, written and read with plain SQL.
+// rawTable is the baseline: a plain table of the same events, written and read with plain SQL
+// through prepared statements, as the store's are (lib/pq otherwise parses every parameterized
+// statement in a round trip of its own; pgx caches statements by itself).
 type rawTable struct {
 	db                            *sql.DB
 	pgx                           bool // driver pgx: arrays as native slices
-	insertOne, insertMany, upsert string
-	readStream, page              string
+	insertOne, insertMany, upsert *sql.Stmt
+	readStream, page              *sql.Stmt
+}
+
+func (t *rawTable) close() {
+	for _, st := range []*sql.Stmt{t.insertOne, t.insertMany, t.upsert, t.readStream, t.page} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
 }
 
 // createRaw creates the baseline's tables in schema: raw_events, and raw_streams, the per-stream
@@ -77,25 +87,32 @@ CREATE TABLE ` + s + `raw_streams (
 		return nil, fmt.Errorf("create raw tables: %w", err)
 	}
 	const cols = `event_id, stream_name, stream_version, event_type, data, metadata`
-	return &rawTable{
-		db:        db,
-		pgx:       reflect.TypeOf(db.Driver()).String() == "*stdlib.Driver",
-		insertOne: `INSERT INTO ` + s + `raw_events (` + cols + `) VALUES ($1, $2, $3, $4, $5, $6)`,
-		insertMany: `INSERT INTO ` + s + `raw_events (` + cols + `)
+	t := &rawTable{db: db, pgx: reflect.TypeOf(db.Driver()).String() == "*stdlib.Driver"}
+	for dst, q := range map[**sql.Stmt]string{
+		&t.insertOne: `INSERT INTO ` + s + `raw_events (` + cols + `) VALUES ($1, $2, $3, $4, $5, $6)`,
+		&t.insertMany: `INSERT INTO ` + s + `raw_events (` + cols + `)
 SELECT unnest($1::uuid[]), $2::text, unnest($3::bigint[]), unnest($4::text[]), unnest($5::bytea[]), unnest($6::bytea[])`,
-		upsert: `WITH s AS (
+		&t.upsert: `WITH s AS (
     INSERT INTO ` + s + `raw_streams AS st (stream_name, stream_version) VALUES ($2::text, 1)
     ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + 1
     RETURNING st.stream_version
 )
 INSERT INTO ` + s + `raw_events (` + cols + `)
 SELECT $1::uuid, $2::text, s.stream_version, $3::text, $4::bytea, $5::bytea FROM s`,
-		readStream: `SELECT ` + cols + `, created_at FROM ` + s + `raw_events
+		&t.readStream: `SELECT ` + cols + `, created_at FROM ` + s + `raw_events
 WHERE stream_name = $1 ORDER BY stream_version LIMIT $2`,
-		page: `SELECT ` + cols + `, created_at FROM ` + s + `raw_events
+		&t.page: `SELECT ` + cols + `, created_at FROM ` + s + `raw_events
 WHERE (stream_name, stream_version) > ($1::text, $2::bigint)
 ORDER BY stream_name, stream_version LIMIT $3`,
-	}, nil
+	} {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			t.close()
+			return nil, fmt.Errorf("prepare raw statement: %w", err)
+		}
+		*dst = st
+	}
+	return t, nil
 }
 
 // id is a UUID parameter as the store passes it: under pgx a [16]byte, which pgx encodes
@@ -109,7 +126,7 @@ func (t *rawTable) id(u uuid.UUID) any {
 
 // appendOne inserts one event at version in one autocommit INSERT.
 func (t *rawTable) appendOne(ctx context.Context, stream string, version int64) error {
-	_, err := t.db.ExecContext(ctx, t.insertOne, t.id(uuid.New()), stream, version, benchType, []byte(payload), metadataJSON)
+	_, err := t.insertOne.ExecContext(ctx, t.id(uuid.New()), stream, version, benchType, []byte(payload), metadataJSON)
 	return err
 }
 
@@ -130,17 +147,17 @@ func (t *rawTable) appendMany(ctx context.Context, stream string, first int64, n
 		for i, id := range ids {
 			raw[i] = id
 		}
-		_, err := t.db.ExecContext(ctx, t.insertMany, raw, stream, versions, types, data, meta)
+		_, err := t.insertMany.ExecContext(ctx, raw, stream, versions, types, data, meta)
 		return err
 	}
-	_, err := t.db.ExecContext(ctx, t.insertMany, pq.Array(ids), stream, pq.Array(versions), pq.Array(types), pq.Array(data), pq.Array(meta))
+	_, err := t.insertMany.ExecContext(ctx, pq.Array(ids), stream, pq.Array(versions), pq.Array(types), pq.Array(data), pq.Array(meta))
 	return err
 }
 
 // appendAny inserts one event at the stream's next version, taken from its raw_streams counter
 // row in the same statement, so concurrent writers queue on that row as the store's do.
 func (t *rawTable) appendAny(ctx context.Context, stream string) error {
-	_, err := t.db.ExecContext(ctx, t.upsert, t.id(uuid.New()), stream, benchType, []byte(payload), metadataJSON)
+	_, err := t.upsert.ExecContext(ctx, t.id(uuid.New()), stream, benchType, []byte(payload), metadataJSON)
 	return err
 }
 
@@ -170,7 +187,7 @@ func scanRaw(rows *sql.Rows) ([]rawEvent, error) {
 
 // read returns at most n events of a stream, in version order.
 func (t *rawTable) read(ctx context.Context, stream string, n int) ([]rawEvent, error) {
-	rows, err := t.db.QueryContext(ctx, t.readStream, stream, n)
+	rows, err := t.readStream.QueryContext(ctx, stream, n)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +197,7 @@ func (t *rawTable) read(ctx context.Context, stream string, n int) ([]rawEvent, 
 // pageAfter returns the next n rows after (stream, version) in (stream_name, stream_version)
 // order: keyset paging over the unique index.
 func (t *rawTable) pageAfter(ctx context.Context, stream string, version int64, n int) ([]rawEvent, error) {
-	rows, err := t.db.QueryContext(ctx, t.page, stream, version, n)
+	rows, err := t.page.QueryContext(ctx, stream, version, n)
 	if err != nil {
 		return nil, err
 	}

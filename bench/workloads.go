@@ -594,7 +594,8 @@ func (r *runner) method() []string {
 		"Store: es.New with the default es.Config but Schema, ListenDSN (the same database) and a JSONSerializer with the " +
 			"event type registered as json.RawMessage, so reads copy the data instead of decoding it (metadata is a map, " +
 			"encoded and decoded as JSON). No call runs in a caller's transaction. The store's background work (the $all " +
-			"sequencer) runs in the same process and counts against the store.",
+			"sequencer) runs in the same process and counts against the store. Both sides run prepared statements (the raw " +
+			"side prepares each of its statements once with database/sql), so neither pays lib/pq's extra parse round trip.",
 		"Appends, distinct streams: every writer appends to a stream of its own. Store: AppendToStream with the exact expected " +
 			"version the writer tracks (0 first). Raw: 1 event per call = one INSERT ... VALUES statement in its own autocommit " +
 			"transaction; 100 events per call = one INSERT ... SELECT unnest($1::uuid[]), ..., unnest($6::bytea[]) statement, " +
