@@ -2,6 +2,7 @@ package es
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"math"
@@ -26,13 +27,11 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 	if start < 0 {
 		return nil, invalid(op, stream, "start %d, must be 0 or more", start)
 	}
-	rows, err := s.q.ReadStreamForward(ctx, s.conn(o), db.ReadStreamForwardParams{
-		StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: int64(count) + 1,
+	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
+		return s.q.ReadStreamForwardEach(ctx, s.conn(o), db.ReadStreamForwardParams{
+			StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: int64(count) + 1,
+		}, fn)
 	})
-	if err != nil {
-		return nil, mapDBError(op, stream, err)
-	}
-	return s.streamRows(op, stream, rows)
 }
 
 // ReadStreamBackward returns at most count events of a stream, from event number start down; start
@@ -50,17 +49,11 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ReadStreamBackward(ctx, s.conn(o), db.ReadStreamBackwardParams{
-		StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: int64(count) + 1,
+	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
+		return s.q.ReadStreamBackwardEach(ctx, s.conn(o), db.ReadStreamBackwardParams{
+			StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: int64(count) + 1,
+		}, fn)
 	})
-	if err != nil {
-		return nil, mapDBError(op, stream, err)
-	}
-	converted := make([]db.ReadStreamForwardRow, len(rows))
-	for i, r := range rows {
-		converted[i] = db.ReadStreamForwardRow(r)
-	}
-	return s.streamRows(op, stream, converted)
 }
 
 // ReadAllForward returns at most count events of $all from position start (0 means from the
@@ -150,22 +143,31 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// streamRows converts a stream read: its first row is the stream's own, the events follow.
-func (s *Store) streamRows(op, stream string, rows []db.ReadStreamForwardRow) ([]RecordedEvent, error) {
-	if len(rows) == 0 {
-		return nil, opError(op, stream, ErrStreamNotFound)
-	}
-	if rows[0].Deleted {
-		return nil, opError(op, stream, ErrStreamDeleted)
-	}
-	out := make([]RecordedEvent, len(rows)-1)
-	var meta metadataDecoder
-	for i, r := range rows[1:] {
+// errStreamDeleted stops a stream read at its first row.
+var errStreamDeleted = errors.New("stream deleted")
+
+// streamRows runs a stream read, row by row: its first row is the stream's own, the events
+// follow. count is the most events it returns.
+func (s *Store) streamRows(op, stream string, count int, each func(func(*db.ReadStreamForwardRow) error) error) ([]RecordedEvent, error) {
+	var (
+		out   []RecordedEvent
+		found bool
+		meta  metadataDecoder
+	)
+	err := each(func(r *db.ReadStreamForwardRow) error {
+		if !found {
+			found = true
+			if r.Deleted {
+				return errStreamDeleted
+			}
+			out = make([]RecordedEvent, 0, min(count, 1024)) // count may be far beyond the stream's end
+			return nil
+		}
 		origin := stream
 		if r.OriginName.Valid {
 			origin = r.OriginName.String
 		}
-		out[i] = RecordedEvent{
+		out = append(out, RecordedEvent{
 			EventNumber:   r.EventNumber,
 			EventID:       r.EventID.UUID,
 			StreamID:      origin,
@@ -174,10 +176,16 @@ func (s *Store) streamRows(op, stream string, rows []db.ReadStreamForwardRow) ([
 			CausationID:   nullUUID(r.CausationID),
 			CorrelationID: nullUUID(r.CorrelationID),
 			CreatedAt:     r.CreatedAt.Time,
-		}
-		if err := s.decode(&meta, &out[i], r.Data, r.Metadata); err != nil {
-			return out[:i], opError(op, stream, err)
-		}
+		})
+		return s.decode(&meta, &out[len(out)-1], r.Data, r.Metadata)
+	})
+	switch {
+	case errors.Is(err, errStreamDeleted):
+		return nil, opError(op, stream, ErrStreamDeleted)
+	case err != nil:
+		return nil, mapDBError(op, stream, err)
+	case !found:
+		return nil, opError(op, stream, ErrStreamNotFound)
 	}
 	return out, nil
 }

@@ -482,13 +482,11 @@ func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) 
 		}
 		return s.allRows("subscription read", rows)
 	}
-	rows, err := s.q.ReadStreamForward(ctx, conn, db.ReadStreamForwardParams{
-		StreamName: stream, Start: pos + 1, MaxCount: int64(n), MaxRows: int64(n) + 1,
+	evs, err := s.streamRows("subscription read", stream, n, func(fn func(*db.ReadStreamForwardRow) error) error {
+		return s.q.ReadStreamForwardEach(ctx, conn, db.ReadStreamForwardParams{
+			StreamName: stream, Start: pos + 1, MaxCount: int64(n), MaxRows: int64(n) + 1,
+		}, fn)
 	})
-	if err != nil {
-		return nil, err
-	}
-	evs, err := s.streamRows("subscription read", stream, rows)
 	if errors.Is(err, ErrStreamNotFound) || errors.Is(err, ErrStreamDeleted) {
 		return nil, nil
 	}
