@@ -148,7 +148,9 @@ type AppendEventsRow struct {
 // Appends events to a stream in one statement: it locks only the stream's own row (insert or
 // update, by expected version), inserts the events, and records one pending row for the
 // sequencer. expected: -1 any version, -2 no stream, -3 stream exists, 0 new stream, n > 0 exactly
-// n. No row comes back when the expected version does not hold; nothing is written then.
+// n. No row comes back when the expected version does not hold; nothing is written then. The
+// causation and correlation arrays may be empty: set-returning functions in one select list run
+// in step, and a shorter one is padded with NULLs.
 func (q *Queries) AppendEvents(ctx context.Context, db DBTX, arg AppendEventsParams) (AppendEventsRow, error) {
 	row := db.QueryRowContext(ctx, appendEvents,
 		arg.StreamName,

@@ -47,6 +47,7 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 			Data: p.Data[0], Metadata: p.Metadata[0], CreatedAt: p.CreatedAt,
 		})
 	} else {
+		p.CausationIds, p.CorrelationIds = emptyIfNil(p.CausationIds), emptyIfNil(p.CorrelationIds)
 		_, err = s.q.AppendEvents(ctx, conn, p)
 	}
 	if err != nil {
@@ -59,6 +60,17 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 		s.seq.wake()
 	}
 	return nil
+}
+
+// emptyIfNil returns ids, or no ids when all are uuid.Nil: the append's unnest pads a shorter
+// array with NULLs, so most appends need not send a column of zeros.
+func emptyIfNil(ids []uuid.UUID) []uuid.UUID {
+	for _, id := range ids {
+		if id != uuid.Nil {
+			return ids
+		}
+	}
+	return []uuid.UUID{}
 }
 
 func optionalUUID(u uuid.UUID) uuid.NullUUID {

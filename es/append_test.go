@@ -198,6 +198,19 @@ func TestAppendEventFieldsRoundTrip(t *testing.T) {
 	is.Equal(got[1].Metadata, map[string]any(nil))
 	is.Equal(got[1].Data, "text")
 	is.True(got[1].EventID != uuid.Nil) // generated
+
+	// No causation at all (its column is sent empty) and a correlation on the last event only.
+	is.NoErr(store.AppendToStream(ctx, "t", es.NoStream, []es.EventData{
+		{EventType: "e", Data: 1}, {EventType: "e", Data: 2}, {EventType: "e", Data: 3, CorrelationID: corr},
+	}))
+	got, err = store.ReadStreamForward(ctx, "t", 0, 10)
+	is.NoErr(err)
+	is.Equal(len(got), 3)
+	for i, ev := range got {
+		is.Equal(ev.CausationID, uuid.Nil)
+		is.Equal(ev.Data, float64(i+1))
+	}
+	is.Equal([]uuid.UUID{got[0].CorrelationID, got[1].CorrelationID, got[2].CorrelationID}, []uuid.UUID{uuid.Nil, uuid.Nil, corr})
 }
 
 func TestAppendRegisteredTypes(t *testing.T) {
