@@ -189,12 +189,18 @@ func cmdDrop(ctx context.Context, c *command) error {
 	return nil
 }
 
+// openConfirmed opens the target database for a destructive command, which runs only with
+// --force; warning says what it would destroy.
+func (c *command) openConfirmed(ctx context.Context, warning string) (*sql.DB, string, error) {
+	if !c.opts.force {
+		return nil, "", usagef("%s: add --force to confirm", warning)
+	}
+	return c.openTarget(ctx)
+}
+
 func dropSchema(ctx context.Context, c *command) error {
 	schema := c.opts.schema
-	if !c.opts.force {
-		return usagef("this drops schema %q with everything in it: add --force to confirm", schema)
-	}
-	db, dbName, err := c.openTarget(ctx)
+	db, dbName, err := c.openConfirmed(ctx, fmt.Sprintf("this drops schema %q with everything in it", schema))
 	if err != nil {
 		return err
 	}
@@ -325,10 +331,7 @@ func cmdStatus(ctx context.Context, c *command) error {
 
 func cmdReset(ctx context.Context, c *command) error {
 	schema := c.opts.schema
-	if !c.opts.force {
-		return usagef("this deletes every event, stream, snapshot and subscription in schema %q: add --force to confirm", schema)
-	}
-	db, dbName, err := c.openTarget(ctx)
+	db, dbName, err := c.openConfirmed(ctx, fmt.Sprintf("this deletes every event, stream, snapshot and subscription in schema %q", schema))
 	if err != nil {
 		return err
 	}
