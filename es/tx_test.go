@@ -158,23 +158,30 @@ func TestTxUnrelatedLongTransactionDoesNotStallAll(t *testing.T) {
 	is.Equal(last, int64(11))
 }
 
-// A hard delete in a caller's open transaction, of a stream whose appends have no $all position
-// yet, holds only that stream: other appends still get their positions and $all reads go on.
-func TestTxOpenHardDeleteDoesNotStallAll(t *testing.T) {
+// openHardDeleteOfUnnumbered appends 2 events to stream, leaves them without $all positions, and
+// hard deletes the stream in a transaction it leaves open (rolled back at the test's end).
+func openHardDeleteOfUnnumbered(t *testing.T, stream string) (*es.Store, *sql.Tx, context.Context, *is.I) {
 	t.Parallel()
 	is := is.New(t)
-	// An hour-long interval keeps the background sequencer from numbering the first append.
+	// An hour-long interval keeps the background sequencer from numbering the append.
 	store := estest.NewStore(t, &es.Config{EnableHardDeletes: true, SequencerInterval: time.Hour})
 	db, ctx := estest.DB(t), t.Context()
 	tx, err := db.BeginTx(ctx, nil)
 	is.NoErr(err)
-	is.NoErr(store.AppendToStream(ctx, "doomed", es.NoStream, events(2), es.WithTx(tx))) // no wake-up
+	is.NoErr(store.AppendToStream(ctx, stream, es.NoStream, events(2), es.WithTx(tx))) // no wake-up
 	is.NoErr(tx.Commit())
 
 	del, err := db.BeginTx(ctx, nil)
 	is.NoErr(err)
-	defer del.Rollback()
-	is.NoErr(store.DeleteStream(ctx, "doomed", es.AnyVersion, es.HardDelete, es.WithTx(del)))
+	t.Cleanup(func() { _ = del.Rollback() })
+	is.NoErr(store.DeleteStream(ctx, stream, es.AnyVersion, es.HardDelete, es.WithTx(del)))
+	return store, del, ctx, is
+}
+
+// A hard delete in a caller's open transaction, of a stream whose appends have no $all position
+// yet, holds only that stream: other appends still get their positions and $all reads go on.
+func TestTxOpenHardDeleteDoesNotStallAll(t *testing.T) {
+	store, del, ctx, is := openHardDeleteOfUnnumbered(t, "doomed")
 
 	bounded, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -194,19 +201,7 @@ func TestTxOpenHardDeleteDoesNotStallAll(t *testing.T) {
 // $all after everything numbered meanwhile, as if their append had committed then: nothing ever
 // appears below a position already read, and the stream's own order is kept.
 func TestTxOpenHardDeleteRollsBackLate(t *testing.T) {
-	t.Parallel()
-	is := is.New(t)
-	store := estest.NewStore(t, &es.Config{EnableHardDeletes: true, SequencerInterval: time.Hour})
-	db, ctx := estest.DB(t), t.Context()
-	tx, err := db.BeginTx(ctx, nil)
-	is.NoErr(err)
-	is.NoErr(store.AppendToStream(ctx, "spared", es.NoStream, events(2), es.WithTx(tx))) // no wake-up
-	is.NoErr(tx.Commit())
-
-	del, err := db.BeginTx(ctx, nil)
-	is.NoErr(err)
-	defer del.Rollback()
-	is.NoErr(store.DeleteStream(ctx, "spared", es.AnyVersion, es.HardDelete, es.WithTx(del)))
+	store, del, ctx, is := openHardDeleteOfUnnumbered(t, "spared")
 	is.NoErr(store.AppendToStream(ctx, "other", es.NoStream, events(1)))
 	all, err := store.ReadAllForward(ctx, 0, 10)
 	is.NoErr(err)
