@@ -23,6 +23,11 @@ type AllEvent struct {
 	StreamVersion int64
 }
 
+type Deletion struct {
+	ID         int32
+	Generation int64
+}
+
 type Event struct {
 	EventID       uuid.UUID
 	StreamPk      int64
@@ -71,4 +76,8 @@ type Subscription struct {
 	SubscriptionName string
 	LastSeen         int64
 	CreatedAt        time.Time
+	StreamPk         sql.NullInt64
+	Holder           sql.NullString
+	LeaseExpiresAt   sql.NullTime
+	Epoch            int64
 }

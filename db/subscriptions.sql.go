@@ -7,70 +7,53 @@ package db
 
 import (
 	"context"
+	"database/sql"
+
+	"github.com/lib/pq"
 )
 
-const ackCheckpoint = `-- name: AckCheckpoint :execrows
-WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = $1::bigint
-WHERE stream_name = $2::text AND subscription_name = $3::text
-  AND EXISTS (SELECT 1 FROM async)
+const bumpDeletions = `-- name: BumpDeletions :exec
+UPDATE /* TEMPLATE: schema */deletions SET generation = generation + 1 WHERE id = 1
 `
 
-type AckCheckpointParams struct {
-	LastSeen         int64
-	StreamName       string
-	SubscriptionName string
-}
-
-// The running subscription's checkpoint write, on its lock's own connection, outside any caller's
-// transaction. Its commit does not wait for the WAL flush: a checkpoint lost in a crash only means
-// events are delivered again (at least once), and a checkpoint that survives was flushed after
-// the $all positions it refers to.
-func (q *Queries) AckCheckpoint(ctx context.Context, db DBTX, arg AckCheckpointParams) (int64, error) {
-	result, err := db.ExecContext(ctx, ackCheckpoint, arg.LastSeen, arg.StreamName, arg.SubscriptionName)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected()
-}
-
-const advisoryUnlock = `-- name: AdvisoryUnlock :one
-SELECT pg_advisory_unlock($1::bigint)
-`
-
-func (q *Queries) AdvisoryUnlock(ctx context.Context, db DBTX, key int64) (bool, error) {
-	row := db.QueryRowContext(ctx, advisoryUnlock, key)
-	var pg_advisory_unlock bool
-	err := row.Scan(&pg_advisory_unlock)
-	return pg_advisory_unlock, err
+// In a delete's transaction: subscriptions revalidate what they read ahead.
+func (q *Queries) BumpDeletions(ctx context.Context, db DBTX) error {
+	_, err := db.ExecContext(ctx, bumpDeletions)
+	return err
 }
 
 const createSubscription = `-- name: CreateSubscription :one
-WITH ins AS (
-    INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen)
-    VALUES ($1::text, $2::text, $3::bigint)
-    ON CONFLICT (stream_name, subscription_name) DO NOTHING
-    RETURNING last_seen
-)
-SELECT i.last_seen FROM ins i
-UNION ALL
-SELECT s.last_seen FROM /* TEMPLATE: schema */subscriptions s
-WHERE s.stream_name = $1::text AND s.subscription_name = $2::text
-LIMIT 1
+INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen, stream_pk)
+VALUES ($1::text, $2::text, $3::bigint, $4::bigint)
+ON CONFLICT (stream_name, subscription_name) DO UPDATE SET stream_name = EXCLUDED.stream_name
+RETURNING id, last_seen
 `
 
 type CreateSubscriptionParams struct {
 	StreamName       string
 	SubscriptionName string
 	Start            int64
+	StreamPk         sql.NullInt64
 }
 
-// Returns the checkpoint of the subscription, creating it at @start if it does not exist yet.
-func (q *Queries) CreateSubscription(ctx context.Context, db DBTX, arg CreateSubscriptionParams) (int64, error) {
-	row := db.QueryRowContext(ctx, createSubscription, arg.StreamName, arg.SubscriptionName, arg.Start)
-	var last_seen int64
-	err := row.Scan(&last_seen)
-	return last_seen, err
+type CreateSubscriptionRow struct {
+	ID       int64
+	LastSeen int64
+}
+
+// Creates the subscription with its checkpoint at @start (counted in stream incarnation
+// @stream_pk) unless it exists; returns its row either way (the no-op update makes RETURNING
+// return an existing row, also one a concurrent call just created).
+func (q *Queries) CreateSubscription(ctx context.Context, db DBTX, arg CreateSubscriptionParams) (CreateSubscriptionRow, error) {
+	row := db.QueryRowContext(ctx, createSubscription,
+		arg.StreamName,
+		arg.SubscriptionName,
+		arg.Start,
+		arg.StreamPk,
+	)
+	var i CreateSubscriptionRow
+	err := row.Scan(&i.ID, &i.LastSeen)
+	return i, err
 }
 
 const deleteSubscription = `-- name: DeleteSubscription :execrows
@@ -92,7 +75,9 @@ func (q *Queries) DeleteSubscription(ctx context.Context, db DBTX, arg DeleteSub
 }
 
 const getSubscription = `-- name: GetSubscription :one
-SELECT last_seen FROM /* TEMPLATE: schema */subscriptions
+SELECT id, last_seen, stream_pk, holder, lease_expires_at, epoch,
+       (holder IS NOT NULL AND lease_expires_at > now())::bool AS held
+FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = $1::text AND subscription_name = $2::text
 `
 
@@ -101,11 +86,29 @@ type GetSubscriptionParams struct {
 	SubscriptionName string
 }
 
-func (q *Queries) GetSubscription(ctx context.Context, db DBTX, arg GetSubscriptionParams) (int64, error) {
+type GetSubscriptionRow struct {
+	ID             int64
+	LastSeen       int64
+	StreamPk       sql.NullInt64
+	Holder         sql.NullString
+	LeaseExpiresAt sql.NullTime
+	Epoch          int64
+	Held           bool
+}
+
+func (q *Queries) GetSubscription(ctx context.Context, db DBTX, arg GetSubscriptionParams) (GetSubscriptionRow, error) {
 	row := db.QueryRowContext(ctx, getSubscription, arg.StreamName, arg.SubscriptionName)
-	var last_seen int64
-	err := row.Scan(&last_seen)
-	return last_seen, err
+	var i GetSubscriptionRow
+	err := row.Scan(
+		&i.ID,
+		&i.LastSeen,
+		&i.StreamPk,
+		&i.Holder,
+		&i.LeaseExpiresAt,
+		&i.Epoch,
+		&i.Held,
+	)
+	return i, err
 }
 
 const notify = `-- name: Notify :exec
@@ -122,31 +125,264 @@ func (q *Queries) Notify(ctx context.Context, db DBTX, arg NotifyParams) error {
 	return err
 }
 
-const tryAdvisoryLock = `-- name: TryAdvisoryLock :one
-SELECT pg_try_advisory_lock($1::bigint)
+const pollHeads = `-- name: PollHeads :one
+SELECT c.last_position, d.generation
+FROM /* TEMPLATE: schema */all_counter c, /* TEMPLATE: schema */deletions d
+WHERE c.id = 1 AND d.id = 1
 `
 
-// Session-level: held until unlocked or the session ends, whatever its transactions do.
-func (q *Queries) TryAdvisoryLock(ctx context.Context, db DBTX, key int64) (bool, error) {
-	row := db.QueryRowContext(ctx, tryAdvisoryLock, key)
-	var pg_try_advisory_lock bool
-	err := row.Scan(&pg_try_advisory_lock)
-	return pg_try_advisory_lock, err
+type PollHeadsRow struct {
+	LastPosition int64
+	Generation   int64
 }
 
-const updateCheckpoint = `-- name: UpdateCheckpoint :execrows
-UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = $1::bigint
-WHERE stream_name = $2::text AND subscription_name = $3::text
+// What one poll of a process's subscriptions needs: the $all head and the deletions generation.
+func (q *Queries) PollHeads(ctx context.Context, db DBTX) (PollHeadsRow, error) {
+	row := db.QueryRowContext(ctx, pollHeads)
+	var i PollHeadsRow
+	err := row.Scan(&i.LastPosition, &i.Generation)
+	return i, err
+}
+
+const pollStreams = `-- name: PollStreams :many
+SELECT stream_name, id, stream_version, (deleted_at IS NOT NULL)::bool AS deleted
+FROM /* TEMPLATE: schema */streams
+WHERE stream_name = ANY($1::text[])
 `
 
-type UpdateCheckpointParams struct {
+type PollStreamsRow struct {
+	StreamName    string
+	ID            int64
+	StreamVersion int64
+	Deleted       bool
+}
+
+// The incarnation and version of the streams a process subscribes to, in one query.
+func (q *Queries) PollStreams(ctx context.Context, db DBTX, names []string) ([]PollStreamsRow, error) {
+	rows, err := db.QueryContext(ctx, pollStreams, pq.Array(names))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []PollStreamsRow
+	for rows.Next() {
+		var i PollStreamsRow
+		if err := rows.Scan(
+			&i.StreamName,
+			&i.ID,
+			&i.StreamVersion,
+			&i.Deleted,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const releaseLease = `-- name: ReleaseLease :execrows
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = $1::bigint, stream_pk = $2::bigint,
+    holder = NULL, lease_expires_at = NULL
+WHERE id = $3::bigint AND epoch = $4::bigint
+`
+
+type ReleaseLeaseParams struct {
+	LastSeen int64
+	StreamPk sql.NullInt64
+	ID       int64
+	Epoch    int64
+}
+
+// A clean stop: the last checkpoint and the lease's release in one durable write, fenced.
+func (q *Queries) ReleaseLease(ctx context.Context, db DBTX, arg ReleaseLeaseParams) (int64, error) {
+	result, err := db.ExecContext(ctx, releaseLease,
+		arg.LastSeen,
+		arg.StreamPk,
+		arg.ID,
+		arg.Epoch,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const renewLeases = `-- name: RenewLeases :many
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET lease_expires_at = now() + make_interval(secs => $1::float8)
+WHERE s.holder = $2::text
+  AND (s.id, s.epoch) IN (SELECT unnest($3::bigint[]), unnest($4::bigint[]))
+RETURNING s.id
+`
+
+type RenewLeasesParams struct {
+	LeaseSeconds float64
+	Holder       string
+	Ids          []int64
+	Epochs       []int64
+}
+
+// Renews the listed leases of @holder that still carry the epoch they were taken with, in one
+// statement for all of a process's subscriptions. Returns the ids renewed.
+func (q *Queries) RenewLeases(ctx context.Context, db DBTX, arg RenewLeasesParams) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, renewLeases,
+		arg.LeaseSeconds,
+		arg.Holder,
+		pq.Array(arg.Ids),
+		pq.Array(arg.Epochs),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const setCheckpoint = `-- name: SetCheckpoint :execrows
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = $1::bigint, stream_pk = $2::bigint, epoch = epoch + 1,
+    holder = NULL, lease_expires_at = NULL
+WHERE stream_name = $3::text AND subscription_name = $4::text
+  AND (holder IS NULL OR lease_expires_at <= now())
+`
+
+type SetCheckpointParams struct {
 	LastSeen         int64
+	StreamPk         sql.NullInt64
 	StreamName       string
 	SubscriptionName string
 }
 
-func (q *Queries) UpdateCheckpoint(ctx context.Context, db DBTX, arg UpdateCheckpointParams) (int64, error) {
-	result, err := db.ExecContext(ctx, updateCheckpoint, arg.LastSeen, arg.StreamName, arg.SubscriptionName)
+// An operator's checkpoint change: refused (no row) while a lease runs; bumps the epoch so that a
+// holder whose lease ran out (paused, cut off) cannot write over it when it comes back.
+func (q *Queries) SetCheckpoint(ctx context.Context, db DBTX, arg SetCheckpointParams) (int64, error) {
+	result, err := db.ExecContext(ctx, setCheckpoint,
+		arg.LastSeen,
+		arg.StreamPk,
+		arg.StreamName,
+		arg.SubscriptionName,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const subscriptionEpoch = `-- name: SubscriptionEpoch :one
+SELECT epoch FROM /* TEMPLATE: schema */subscriptions WHERE id = $1::bigint
+`
+
+// Tells a refused (fenced) checkpoint write from one of a deleted subscription.
+func (q *Queries) SubscriptionEpoch(ctx context.Context, db DBTX, id int64) (int64, error) {
+	row := db.QueryRowContext(ctx, subscriptionEpoch, id)
+	var epoch int64
+	err := row.Scan(&epoch)
+	return epoch, err
+}
+
+const takeLeases = `-- name: TakeLeases :many
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET holder = $1::text,
+    epoch = s.epoch + 1,
+    lease_expires_at = now() + make_interval(secs => $2::float8)
+WHERE s.id = ANY($3::bigint[])
+  AND (s.holder IS NULL OR s.lease_expires_at <= now() OR s.holder = $1::text)
+RETURNING s.id, s.epoch, s.last_seen, s.stream_pk
+`
+
+type TakeLeasesParams struct {
+	Holder       string
+	LeaseSeconds float64
+	Ids          []int64
+}
+
+type TakeLeasesRow struct {
+	ID       int64
+	Epoch    int64
+	LastSeen int64
+	StreamPk sql.NullInt64
+}
+
+// Takes, for @holder, each listed subscription whose lease is free or has run out, with a new
+// epoch. A lease held by someone else and still running is left alone.
+func (q *Queries) TakeLeases(ctx context.Context, db DBTX, arg TakeLeasesParams) ([]TakeLeasesRow, error) {
+	rows, err := db.QueryContext(ctx, takeLeases, arg.Holder, arg.LeaseSeconds, pq.Array(arg.Ids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TakeLeasesRow
+	for rows.Next() {
+		var i TakeLeasesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Epoch,
+			&i.LastSeen,
+			&i.StreamPk,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const writeCheckpoint = `-- name: WriteCheckpoint :execrows
+WITH sync AS (
+    SELECT set_config('synchronous_commit', CASE WHEN $5::bool THEN 'on' ELSE 'off' END, true) AS setting
+)
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = $1::bigint, stream_pk = $2::bigint
+WHERE id = $3::bigint AND epoch = $4::bigint AND EXISTS (SELECT 1 FROM sync)
+`
+
+type WriteCheckpointParams struct {
+	LastSeen int64
+	StreamPk sql.NullInt64
+	ID       int64
+	Epoch    int64
+	Durable  bool
+}
+
+// The holder's checkpoint write, fenced by its epoch: no row changes once another process took
+// the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
+// wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
+// least once), and a checkpoint that survives was flushed after the $all positions it refers to.
+func (q *Queries) WriteCheckpoint(ctx context.Context, db DBTX, arg WriteCheckpointParams) (int64, error) {
+	result, err := db.ExecContext(ctx, writeCheckpoint,
+		arg.LastSeen,
+		arg.StreamPk,
+		arg.ID,
+		arg.Epoch,
+		arg.Durable,
+	)
 	if err != nil {
 		return 0, err
 	}

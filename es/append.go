@@ -220,7 +220,7 @@ func (s *Store) LinkToStream(ctx context.Context, stream string, expected Expect
 		return mapDBError(op, stream, err)
 	}
 	if o.tx == nil {
-		s.wakeSubscriptions()
+		s.poller.wake()
 	}
 	return nil
 }

@@ -43,12 +43,17 @@ func (s *Store) DeleteStream(ctx context.Context, stream string, expected Expect
 	}
 	switch mode {
 	case SoftDelete:
-		conn := s.conn(o)
-		_, err := s.q.SoftDeleteStream(ctx, conn, db.SoftDeleteStreamParams{StreamName: stream, Expected: int64(expected)})
-		if errors.Is(err, sql.ErrNoRows) {
-			return s.deleteError(ctx, conn, op, stream, expected)
-		}
-		return mapDBError(op, stream, err)
+		err := s.inTx(ctx, o, func(conn sqltmpl.DBTX) error {
+			_, err := s.q.SoftDeleteStream(ctx, conn, db.SoftDeleteStreamParams{StreamName: stream, Expected: int64(expected)})
+			if errors.Is(err, sql.ErrNoRows) {
+				return s.deleteError(ctx, conn, op, stream, expected)
+			}
+			if err != nil {
+				return err
+			}
+			return s.announceDelete(ctx, conn)
+		})
+		return s.deleted(op, stream, o, err)
 	case HardDelete:
 		if !s.hardDelete {
 			return opError(op, stream, ErrHardDeletesDisabled)
@@ -69,12 +74,12 @@ func (s *Store) DeleteStream(ctx context.Context, stream string, expected Expect
 			if err := s.q.HardDeleteStream(ctx, conn, pk); err != nil {
 				return err
 			}
-			return s.q.EnableHardDeletes(ctx, conn, "off")
+			if err := s.q.EnableHardDeletes(ctx, conn, "off"); err != nil {
+				return err
+			}
+			return s.announceDelete(ctx, conn)
 		})
-		if err != nil && !errors.Is(err, ErrStreamNotFound) && !errors.Is(err, ErrWrongExpectedVersion) {
-			return mapDBError(op, stream, err)
-		}
-		return err
+		return s.deleted(op, stream, o, err)
 	default:
 		return invalid(op, stream, "delete mode %d", mode)
 	}
@@ -94,4 +99,29 @@ func (s *Store) deleteError(ctx context.Context, conn sqltmpl.DBTX, op, stream s
 	default:
 		return opError(op, stream, fmt.Errorf("%w: expected %d, stream is at %d", ErrWrongExpectedVersion, expected, st.StreamVersion))
 	}
+}
+
+// announceDelete tells subscriptions, at the delete's commit, to drop what they read ahead: it
+// bumps the deletions generation (which every process's poller reads) and sends a NOTIFY. The
+// generation's row lock makes concurrent deletes commit one at a time; deletes are rare.
+func (s *Store) announceDelete(ctx context.Context, conn sqltmpl.DBTX) error {
+	if err := s.q.BumpDeletions(ctx, conn); err != nil {
+		return err
+	}
+	return s.q.Notify(ctx, conn, db.NotifyParams{Channel: s.channel, Payload: "delete"})
+}
+
+// deleted finishes a delete: this process's subscriptions learn of it before DeleteStream
+// returns (for a caller's transaction, through the poller once it commits).
+func (s *Store) deleted(op, stream string, o *callOptions, err error) error {
+	if err != nil {
+		if errors.Is(err, ErrStreamNotFound) || errors.Is(err, ErrWrongExpectedVersion) || errors.Is(err, ErrStreamDeleted) {
+			return err
+		}
+		return mapDBError(op, stream, err)
+	}
+	if o.tx == nil {
+		s.poller.deleted()
+	}
+	return nil
 }

@@ -149,6 +149,23 @@ var errStreamDeleted = errors.New("stream deleted")
 // streamRows runs a stream read, row by row: its first row is the stream's own, the events
 // follow. count is the most events it returns.
 func (s *Store) streamRows(op, stream string, count int, each func(func(*db.ReadStreamForwardRow) error) error) ([]RecordedEvent, error) {
+	var deleted bool
+	var pk int64
+	out, err := s.streamRowsPK(op, stream, count, &pk, &deleted, each)
+	switch {
+	case err != nil:
+		return nil, err
+	case deleted:
+		return nil, opError(op, stream, ErrStreamDeleted)
+	case pk == 0:
+		return nil, opError(op, stream, ErrStreamNotFound)
+	}
+	return out, nil
+}
+
+// streamRowsPK is streamRows reporting the stream's incarnation (its row id; 0 when the stream
+// does not exist) and whether it is soft deleted, instead of failing on either.
+func (s *Store) streamRowsPK(op, stream string, count int, pk *int64, deleted *bool, each func(func(*db.ReadStreamForwardRow) error) error) ([]RecordedEvent, error) {
 	var (
 		out   []RecordedEvent
 		found bool
@@ -157,7 +174,9 @@ func (s *Store) streamRows(op, stream string, count int, each func(func(*db.Read
 	err := each(func(r *db.ReadStreamForwardRow) error {
 		if !found {
 			found = true
+			*pk = r.OriginVersion // the stream's own row carries its id there
 			if r.Deleted {
+				*deleted = true
 				return errStreamDeleted
 			}
 			out = make([]RecordedEvent, 0, min(count, 1024)) // count may be far beyond the stream's end
@@ -181,11 +200,9 @@ func (s *Store) streamRows(op, stream string, count int, each func(func(*db.Read
 	})
 	switch {
 	case errors.Is(err, errStreamDeleted):
-		return nil, opError(op, stream, ErrStreamDeleted)
+		return nil, nil
 	case err != nil:
 		return nil, mapDBError(op, stream, err)
-	case !found:
-		return nil, opError(op, stream, ErrStreamNotFound)
 	}
 	return out, nil
 }

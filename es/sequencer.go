@@ -92,7 +92,7 @@ func (q *sequencer) pass(ctx context.Context, max int) (full bool, err error) {
 		Channel:    q.s.channel,
 	})
 	if r.LastPosition > 0 {
-		q.s.wakeSubscriptions() // this process's subscribers need not wait for the NOTIFY
+		q.s.poller.wake() // this process's subscribers need not wait for the NOTIFY
 	}
 	return int(r.Appends) >= max, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"os"
@@ -21,8 +22,13 @@ type Config struct {
 	// Schema is the Postgres schema holding the store's tables: a plain lower-case identifier.
 	// Defaults to "public". One Store per schema gives each tenant its own isolated event store.
 	Schema string
-	// ListenDSN is the connection string of the LISTEN connection that wakes subscriptions; it
-	// must reach the same database. Defaults to "" (subscriptions then poll).
+	// ListenDSN is the connection string (a postgres:// URL or key=value pairs, as psql takes
+	// them) of the LISTEN connection whose notifications wake subscriptions at once; it must reach
+	// the same database, directly (not through PgBouncer in transaction mode). As with psql, TLS
+	// is used when the server offers it unless sslmode says otherwise. Subscriptions never wait
+	// for it: they poll every SubscriptionPollInterval, and a LISTEN connection that fails is
+	// reported (once per outage) and retried. New fails on a string that cannot be parsed.
+	// Defaults to "" (subscriptions then poll only).
 	ListenDSN string
 	// ListenApplicationName is the application_name of the LISTEN connection, by which operators
 	// (and fault tests) find it in pg_stat_activity. Stores of a process with the same ListenDSN
@@ -47,9 +53,17 @@ type Config struct {
 	// them in batches. Every pass is a commit (a WAL flush), so fewer passes leave more flushes
 	// to the writers. Defaults to 10ms; negative means none.
 	SequencerDelay time.Duration
-	// SubscriptionPollInterval is how often subscriptions read for new events without having been
-	// woken, the fallback for lost notifications. Defaults to 1s.
+	// SubscriptionPollInterval is how often the store looks for new events for its subscriptions
+	// without having been woken (one query for all of them), the fallback for lost notifications
+	// and the only source without ListenDSN. Defaults to DefaultSubscriptionPollInterval (1s).
 	SubscriptionPollInterval time.Duration
+	// LeaseDuration is how long a persistent subscription's lease lasts without renewal: a holder
+	// that cannot renew stops delivering when it runs out, and a process that died is replaced
+	// within it plus SubscriptionOptions.RetryInterval. Defaults to DefaultLeaseDuration (6s).
+	LeaseDuration time.Duration
+	// LeaseRenewInterval is how often the store renews the leases it holds, all in one statement;
+	// at most half of LeaseDuration. Defaults to a third of LeaseDuration (2s by default).
+	LeaseRenewInterval time.Duration
 	// DisablePreparedStatements runs every query unprepared, for connection poolers that cannot
 	// keep prepared statements (PgBouncer in transaction mode). Defaults to false: queries run as
 	// prepared statements, which saves lib/pq a round trip per query.
@@ -70,18 +84,29 @@ type Store struct {
 	channel    string
 
 	seq          *sequencer
+	poller       *poller
+	leases       *leaseKeeper
 	pollInterval time.Duration
 	subsMu       sync.Mutex
 	subs         map[subKey]*subscription
 	transients   map[*TransientSubscription]struct{}
 	listenOnce   sync.Once
-	listener     *notify.Listener
+	listenConn   *notify.Listener
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed chan struct{}
-	once   sync.Once
+	cancel     context.CancelFunc // stops the background loops
+	hardCtx    context.Context    // bounds the last writes of a stop; cancelled when Shutdown's ctx ends
+	hardCancel context.CancelFunc
+	wg         sync.WaitGroup
+	closed     chan struct{}
+	once       sync.Once
+	closeErr   error
 }
+
+// DefaultSubscriptionPollInterval is Config.SubscriptionPollInterval's default.
+const DefaultSubscriptionPollInterval = time.Second
+
+// DefaultCloseTimeout bounds Close: see Shutdown.
+const DefaultCloseTimeout = 10 * time.Second
 
 // New returns a Store on the given schema, which must already be migrated (see package goose or
 // cmd/es-migrate), and starts its background $all sequencer.
@@ -122,7 +147,26 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 		c.SequencerDelay = 0
 	}
 	if c.SubscriptionPollInterval <= 0 {
-		c.SubscriptionPollInterval = time.Second
+		c.SubscriptionPollInterval = DefaultSubscriptionPollInterval
+	}
+	if c.LeaseDuration < 0 || c.LeaseRenewInterval < 0 {
+		return nil, opError("new store", "", fmt.Errorf("%w: negative LeaseDuration %s or LeaseRenewInterval %s",
+			ErrInvalidArgument, c.LeaseDuration, c.LeaseRenewInterval))
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = DefaultLeaseDuration
+	}
+	if c.LeaseRenewInterval == 0 {
+		c.LeaseRenewInterval = c.LeaseDuration / 3
+	}
+	if c.LeaseDuration < 100*time.Millisecond || c.LeaseDuration > MaxSubscriptionInterval || c.LeaseRenewInterval > c.LeaseDuration/2 {
+		return nil, opError("new store", "", fmt.Errorf("%w: LeaseDuration %s must be between 100ms and %s, and LeaseRenewInterval %s at most half of it",
+			ErrInvalidArgument, c.LeaseDuration, MaxSubscriptionInterval, c.LeaseRenewInterval))
+	}
+	if c.ListenDSN != "" {
+		if err := notify.CheckDSN(c.ListenDSN); err != nil {
+			return nil, opError("new store", "", fmt.Errorf("%w: ListenDSN: %w", ErrInvalidArgument, err))
+		}
 	}
 	s := &Store{
 		db:         database,
@@ -141,53 +185,55 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 		transients:   map[*TransientSubscription]struct{}{},
 	}
 	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerDelay, c.SequencerBatch)
-	ctx, cancel := context.WithCancel(context.Background())
+	s.poller = newPoller(s, c.SubscriptionPollInterval)
+	s.leases = newLeaseKeeper(s, c.LeaseDuration, c.LeaseRenewInterval)
+	s.hardCtx, s.hardCancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.hardCtx)
 	s.cancel = cancel
 	s.wg.Go(func() { s.seq.run(ctx) })
+	s.wg.Go(func() { s.poller.run(ctx) })
+	s.wg.Go(func() { s.leases.run(ctx) })
 	return s, nil
 }
 
-// Close stops the subscriptions (writing their checkpoints) and the background work, and gives
-// $all positions to this process's last appends. It does not close the *sql.DB. It is safe to
-// call more than once.
+// Close is Shutdown bounded by DefaultCloseTimeout. It does not close the *sql.DB. It is safe to
+// call more than once; later calls return the first one's result.
 func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCloseTimeout)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Shutdown stops the store's subscriptions (writing their last checkpoints and releasing their
+// leases, so other processes take over at once) and its background work, and gives $all
+// positions to this process's last appends. When ctx ends first (the database unreachable, or
+// the pool exhausted by the caller's own transactions), the remaining work is cancelled: leases
+// then run out on their own, and appends are numbered by the next sequencer pass of any process.
+// Shutdown returns ctx's error then, and nil otherwise. It does not close the *sql.DB. It is safe
+// to call more than once; later calls return the first one's result.
+func (s *Store) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
+		stop := context.AfterFunc(ctx, s.hardCancel)
+		defer stop()
 		s.subsMu.Lock()
 		close(s.closed)
 		s.subsMu.Unlock()
 		s.stopSubscriptions()
 		s.cancel()
 		s.wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := s.seq.pass(ctx, s.seq.batch); err != nil {
+		if _, err := s.seq.pass(s.hardCtx, s.seq.batch); err != nil && s.hardCtx.Err() == nil {
 			s.logger.Warn("final sequencer pass failed", "error", err)
 		}
-		if s.listener != nil {
-			_ = s.listener.Close()
+		if s.listenConn != nil {
+			_ = s.listenConn.Close()
 		}
 		_ = s.tmpl.Close()
-	})
-	return nil
-}
-
-// waiter returns a wake-up source for this store's notifications, or nil without ListenDSN.
-// It gives up when ctx ends (LISTEN waits while the database is unreachable).
-func (s *Store) waiter(ctx context.Context) *notify.Waiter {
-	if s.listenDSN == "" {
-		return nil
-	}
-	s.listenOnce.Do(func() {
-		s.listener = notify.Shared(s.listenDSN, &notify.Config{Logger: s.logger, ApplicationName: s.listenApp})
-	})
-	w, err := s.listener.WaitContext(ctx, s.channel)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.logger.Warn("cannot listen for notifications; polling only", "error", err)
+		if ctx.Err() != nil {
+			s.closeErr = opError("shutdown", "", ctx.Err())
 		}
-		return nil
-	}
-	return w
+		s.hardCancel()
+	})
+	return s.closeErr
 }
 
 // Schema returns the Postgres schema the store works in.

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-eventstore/eventstore/db"
 )
 
 // Subscription errors.
@@ -20,10 +23,10 @@ var (
 	ErrTooManySubscribers = errors.New("too many subscribers")
 	// ErrUnexpectedAck: the acknowledged event is not in flight to this subscriber.
 	ErrUnexpectedAck = errors.New("unexpected ack")
-	// ErrSubscriptionActive: the checkpoint cannot be changed while a subscriber runs the
-	// subscription, in this process or another.
+	// ErrSubscriptionActive: the checkpoint cannot be changed while a process holds the
+	// subscription's lease.
 	ErrSubscriptionActive = errors.New("subscription is active")
-	// ErrSubscriptionNotFound: no such persistent subscription.
+	// ErrSubscriptionNotFound: no such persistent subscription (or it was deleted).
 	ErrSubscriptionNotFound = errors.New("subscription not found")
 )
 
@@ -32,17 +35,31 @@ var (
 const (
 	// StartOrigin delivers every event of the stream. The default.
 	StartOrigin int64 = 0
-	// StartCurrent delivers only events appended after the subscription is created.
+	// StartCurrent delivers only events appended after Subscribe returned: the position is
+	// read before it returns.
 	StartCurrent int64 = -1
 )
 
+// Defaults of SubscriptionOptions.
+const (
+	DefaultBufferSize          = 1
+	DefaultMaxQueueSize        = 1000
+	DefaultCheckpointThreshold = 1
+	DefaultConcurrencyLimit    = 1
+	DefaultRetryInterval       = time.Second
+	// MaxSubscriptionInterval bounds CheckpointAfter and RetryInterval.
+	MaxSubscriptionInterval = 24 * time.Hour
+	// MaxNameLen bounds subscription names and subscriber IDs, in bytes.
+	MaxNameLen = 1024
+)
+
 // SubscriptionOptions configure a persistent subscription. The options of its first subscriber
-// apply; later subscribers to the same subscription share them. A nil *SubscriptionOptions means
-// all defaults.
+// in a process apply; later subscribers to the same subscription share them. A nil
+// *SubscriptionOptions means all defaults. Every count may be as large as math.MaxInt.
 type SubscriptionOptions struct {
 	// StartFrom is where a new subscription starts: StartOrigin, StartCurrent, or a position to
-	// start after. Ignored when the subscription already exists: it resumes from its checkpoint.
-	// Defaults to StartOrigin.
+	// start after. It is resolved before Subscribe returns. Ignored when the subscription
+	// already exists: it resumes from its checkpoint. Defaults to StartOrigin.
 	StartFrom int64
 	// Selector keeps the events it returns true for; the others are skipped (and count as
 	// acknowledged). Defaults to every event.
@@ -51,60 +68,72 @@ type SubscriptionOptions struct {
 	// Defaults to none.
 	Mapper func(RecordedEvent) RecordedEvent
 	// BufferSize is how many delivered, unacknowledged events a subscriber may have; batches never
-	// exceed it. Defaults to 1.
+	// exceed it. Defaults to DefaultBufferSize (1).
 	BufferSize int
-	// MaxQueueSize is how many events the subscription reads ahead of its subscribers; beyond it,
-	// events are read from the database when there is room. Defaults to 1000.
+	// MaxQueueSize is how many events the subscription reads ahead of its subscribers; it reads
+	// again (at most 1,000 events a query) when half of them are delivered. Defaults to
+	// DefaultMaxQueueSize (1000).
 	MaxQueueSize int
 	// CheckpointThreshold is how many acknowledgements may pass before the checkpoint is written.
-	// Defaults to 1: after every acknowledgement.
+	// Defaults to DefaultCheckpointThreshold (1): after every acknowledgement.
 	CheckpointThreshold int
 	// CheckpointAfter writes a pending checkpoint after this long even when the threshold is not
-	// reached. Defaults to 0: only the threshold (and unsubscribing) writes it.
+	// reached; at most MaxSubscriptionInterval. Defaults to 0: only the threshold (and
+	// unsubscribing) writes it.
 	CheckpointAfter time.Duration
-	// ConcurrencyLimit is how many subscribers may share the subscription (competing consumers);
-	// events go to them round-robin. Defaults to 1.
+	// ConcurrencyLimit is how many subscribers of this process may share the subscription
+	// (competing consumers); events go to them round-robin. Defaults to 1.
 	ConcurrencyLimit int
 	// PartitionBy keys events; the events of one key go to one subscriber at a time, in order.
 	// Defaults to none.
 	PartitionBy func(RecordedEvent) string
 	// Transient keeps the checkpoint in memory only: the subscription starts from StartFrom every
-	// time and leaves no row behind. Defaults to false.
+	// time, takes no lease and leaves no row behind, so every process that subscribes runs its
+	// own. Defaults to false.
 	Transient bool
 	// SubscriberID names this subscriber; connecting an ID already connected is
-	// ErrAlreadySubscribed. Defaults to a random ID.
+	// ErrAlreadySubscribed. At most MaxNameLen bytes. Defaults to a random ID.
 	SubscriberID string
-	// RetryInterval is how often a subscription held by another process tries to take it over.
-	// Defaults to 1s.
+	// RetryInterval is how often a process waiting for the subscription's lease, held by another
+	// process, tries to take it: a holder that stops cleanly is replaced within it, one that dies
+	// within Config.LeaseDuration plus it. At most MaxSubscriptionInterval. Defaults to
+	// DefaultRetryInterval (1s).
 	RetryInterval time.Duration
 }
 
-func (o *SubscriptionOptions) normalize() (SubscriptionOptions, error) {
+func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {
 	var c SubscriptionOptions
 	if o != nil {
 		c = *o
 	}
 	switch {
 	case c.StartFrom < StartCurrent:
-		return c, fmt.Errorf("%w: StartFrom %d", ErrInvalidArgument, c.StartFrom)
+		return c, fmt.Errorf("%w: StartFrom %d: use StartOrigin, StartCurrent or a position >= 1", ErrInvalidArgument, c.StartFrom)
 	case c.BufferSize < 0, c.MaxQueueSize < 0, c.CheckpointThreshold < 0, c.ConcurrencyLimit < 0,
 		c.CheckpointAfter < 0, c.RetryInterval < 0:
-		return c, fmt.Errorf("%w: negative subscription option", ErrInvalidArgument)
+		return c, fmt.Errorf("%w: negative subscription option (BufferSize %d, MaxQueueSize %d, CheckpointThreshold %d, ConcurrencyLimit %d, CheckpointAfter %s, RetryInterval %s)",
+			ErrInvalidArgument, c.BufferSize, c.MaxQueueSize, c.CheckpointThreshold, c.ConcurrencyLimit, c.CheckpointAfter, c.RetryInterval)
+	case c.CheckpointAfter > MaxSubscriptionInterval, c.RetryInterval > MaxSubscriptionInterval:
+		return c, fmt.Errorf("%w: CheckpointAfter %s and RetryInterval %s must be at most %s",
+			ErrInvalidArgument, c.CheckpointAfter, c.RetryInterval, MaxSubscriptionInterval)
+	}
+	if err := checkName("SubscriberID", c.SubscriberID, true); err != nil {
+		return c, err
 	}
 	if c.BufferSize == 0 {
-		c.BufferSize = 1
+		c.BufferSize = DefaultBufferSize
 	}
 	if c.MaxQueueSize == 0 {
-		c.MaxQueueSize = 1000
+		c.MaxQueueSize = DefaultMaxQueueSize
 	}
 	if c.CheckpointThreshold == 0 {
-		c.CheckpointThreshold = 1
+		c.CheckpointThreshold = DefaultCheckpointThreshold
 	}
 	if c.ConcurrencyLimit == 0 {
-		c.ConcurrencyLimit = 1
+		c.ConcurrencyLimit = DefaultConcurrencyLimit
 	}
 	if c.RetryInterval == 0 {
-		c.RetryInterval = time.Second
+		c.RetryInterval = DefaultRetryInterval
 	}
 	if c.SubscriberID == "" {
 		var b [8]byte
@@ -114,91 +143,54 @@ func (o *SubscriptionOptions) normalize() (SubscriptionOptions, error) {
 	return c, nil
 }
 
-// Subscription is one subscriber's connection to a persistent subscription. Receive batches from
-// Events, acknowledge every event once processed, and Close to unsubscribe.
-type Subscription struct {
-	sub        *subscription
-	id         string
-	events     chan []RecordedEvent
-	subscribed chan struct{}
-	done       chan struct{}
-
-	// Guarded by sub.mu.
-	inflight []RecordedEvent // delivered and not yet acknowledged, in delivery order
-	closed   bool
-	err      error
-}
-
-// Events delivers batches of events, in order. It is closed when the subscriber is closed, the
-// subscription deleted, the store closed or the subscribe context done; Err says why.
-func (s *Subscription) Events() <-chan []RecordedEvent { return s.events }
-
-// Subscribed is closed once the subscription runs: this process holds it and delivery starts.
-// While another process holds it, this one waits and takes over when it goes.
-func (s *Subscription) Subscribed() <-chan struct{} { return s.subscribed }
-
-// Done is closed when the subscriber stops.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
-
-// ID is the subscriber's ID.
-func (s *Subscription) ID() string { return s.id }
-
-// Err returns why the subscriber stopped: nil after Close, ErrSubscriptionNotFound after a
-// delete, ErrClosed when the store closed, or the subscribe context's error.
-func (s *Subscription) Err() error {
-	s.sub.mu.Lock()
-	defer s.sub.mu.Unlock()
-	return s.err
-}
-
-// Ack acknowledges delivered events. Each should be in flight to this subscriber; the others
-// (never delivered, already acknowledged, or delivered before the subscription lost its lock and
-// since delivered again and acknowledged) are reported with ErrUnexpectedAck, while the events in
-// flight are acknowledged all the same.
-func (s *Subscription) Ack(events ...RecordedEvent) error {
-	positions := make([]int64, len(events))
-	for i, ev := range events {
-		positions[i] = ev.EventNumber
+// checkName refuses names the database cannot store or index: empty (unless optional), longer
+// than MaxNameLen bytes, invalid UTF-8, or holding a NUL byte.
+func checkName(what, s string, optional bool) error {
+	switch {
+	case s == "" && optional:
+		return nil
+	case s == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidArgument, what)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%w: %s of %d bytes, at most %d", ErrInvalidArgument, what, len(s), MaxNameLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidArgument, what)
 	}
-	return s.sub.ack(s, positions, false)
-}
-
-// AckNumber acknowledges every event in flight to this subscriber up to and including event
-// number n, which must be in flight (ErrUnexpectedAck otherwise).
-func (s *Subscription) AckNumber(n int64) error {
-	return s.sub.ack(s, []int64{n}, true)
-}
-
-// Close unsubscribes. Events in flight and unacknowledged go to the remaining subscribers, or are
-// delivered again when the subscription next runs. The checkpoint of acknowledged events is
-// written. Safe to call more than once.
-func (s *Subscription) Close() error {
-	if s.sub.remove(s, nil) {
-		<-s.sub.finished // the last one out: wait until the lock and checkpoint are released
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return fmt.Errorf("%w: %s holds a NUL byte", ErrInvalidArgument, what)
+		}
 	}
-	<-s.done
 	return nil
 }
 
 // SubscribeToStream subscribes to a persistent subscription of a stream, creating the
-// subscription if it does not exist. Delivery is at least once, in order (per partition with
-// PartitionBy), from the subscription's checkpoint, which only moves past events once they and
-// every event before them are acknowledged. One process at a time runs a subscription; in the
-// others, Subscribed stays open until they take over. ctx bounds the subscriber's life.
+// subscription (with its checkpoint at StartFrom, resolved now) if it does not exist. Delivery is
+// at least once, in order (per partition with PartitionBy), from the subscription's checkpoint,
+// which only moves past events once they and every event before them are acknowledged.
 //
-// Errors: ErrSubscriptionExists, ErrAlreadySubscribed, ErrTooManySubscribers, ErrInvalidArgument.
-func (s *Store) SubscribeToStream(ctx context.Context, stream, name string, opts *SubscriptionOptions) (*Subscription, error) {
+// One process at a time delivers a subscription: the one holding its lease (Config.LeaseDuration).
+// Subscribed is closed once this process holds it; in the others it stays open until they take
+// over. No connection is held between queries, so any number of subscriptions share the pool.
+// ctx bounds the subscriber's life.
+//
+// A hard-deleted and re-created stream is a new stream to its subscribers: they receive its
+// events from 1 on, and the checkpoint follows the new stream.
+//
+// Errors: ErrSubscriptionExists, ErrAlreadySubscribed, ErrTooManySubscribers, ErrInvalidArgument,
+// ErrClosed, or the database's error creating the subscription.
+func (s *Store) SubscribeToStream(ctx context.Context, stream, name string, opts *SubscriptionOptions) (*Subscriber, error) {
 	const op = "subscribe to stream"
 	if _, err := s.options(op, stream, nil); err != nil {
 		return nil, err
 	}
-	switch {
-	case stream == "":
-		return nil, invalid(op, stream, "empty stream name")
-	case name == "":
-		return nil, invalid(op, stream, "empty subscription name")
+	if err := checkName("stream name", stream, false); err != nil {
+		return nil, opError(op, stream, err)
 	}
-	o, err := opts.normalize()
+	if err := checkName("subscription name", name, false); err != nil {
+		return nil, opError(op, stream, err)
+	}
+	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, opError(op, stream, err)
 	}
@@ -206,40 +198,80 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream, name string, opts
 }
 
 // SubscribeToAll subscribes to a persistent subscription of $all; see SubscribeToStream.
-func (s *Store) SubscribeToAll(ctx context.Context, name string, opts *SubscriptionOptions) (*Subscription, error) {
+func (s *Store) SubscribeToAll(ctx context.Context, name string, opts *SubscriptionOptions) (*Subscriber, error) {
 	return s.SubscribeToStream(ctx, AllStream, name, opts)
 }
 
 type subKey struct{ stream, name string }
 
-func (s *Store) subscribe(ctx context.Context, stream, name string, o SubscriptionOptions) (*Subscription, error) {
+func (s *Store) subscribe(ctx context.Context, stream, name string, o SubscriptionOptions) (*Subscriber, error) {
 	const op = "subscribe"
 	s.subsMu.Lock()
-	defer s.subsMu.Unlock()
-	if s.isClosed() {
-		return nil, opError(op, stream, ErrClosed)
-	}
-	key := subKey{stream, name}
-	sub := s.subs[key]
+	sub := s.subs[subKey{stream, name}]
+	s.subsMu.Unlock()
 	if sub == nil || sub.stopping() {
-		prev := sub
-		sub = newSubscription(s, stream, name, o)
-		sub.prev = prev // its lock must go before this one takes it
-		handle, err := sub.add(o)
+		// The row (and so the start position) exists before Subscribe returns.
+		start, err := s.createSubscription(ctx, stream, name, o)
 		if err != nil {
-			return nil, opError(op, stream, fmt.Errorf("%s: %w", name, err))
+			return nil, mapDBError(op, stream, err)
 		}
-		s.subs[key] = sub
-		s.wg.Go(sub.run)
-		context.AfterFunc(ctx, func() { sub.remove(handle, ctx.Err()) })
-		return handle, nil
+		s.subsMu.Lock()
+		defer s.subsMu.Unlock()
+		if s.isClosed() {
+			return nil, opError(op, stream, ErrClosed)
+		}
+		key := subKey{stream, name}
+		if cur := s.subs[key]; cur != nil && !cur.stopping() {
+			sub = cur // created meanwhile by another subscriber of this process
+		} else {
+			sub = newSubscription(s, stream, name, o, start)
+			sub.prev = cur // its lease must be released before this one runs
+			s.subs[key] = sub
+			s.wg.Go(sub.run)
+		}
+	} else {
+		s.subsMu.Lock()
+		defer s.subsMu.Unlock()
 	}
-	handle, err := sub.add(o)
+	h, err := sub.add(o.SubscriberID)
 	if err != nil {
+		if sub.empty() {
+			sub.stop(nil)
+		}
 		return nil, opError(op, stream, fmt.Errorf("%s: %w", name, err))
 	}
-	context.AfterFunc(ctx, func() { sub.remove(handle, ctx.Err()) })
-	return handle, nil
+	context.AfterFunc(ctx, func() { sub.remove(h, context.Cause(ctx)) })
+	return h, nil
+}
+
+// subscriptionStart is where a subscription starts: its row and checkpoint (or, Transient, the
+// resolved start in memory).
+type subscriptionStart struct {
+	id         int64
+	checkpoint int64
+	streamPK   int64
+}
+
+// createSubscription resolves StartFrom and creates the subscription's row unless it exists.
+func (s *Store) createSubscription(ctx context.Context, stream, name string, o SubscriptionOptions) (subscriptionStart, error) {
+	start, pk := o.StartFrom, int64(0)
+	if start == StartCurrent || stream != AllStream {
+		pos, streamPK, err := s.position(ctx, stream)
+		if err != nil {
+			return subscriptionStart{}, err
+		}
+		pk = streamPK
+		if start == StartCurrent {
+			start = pos
+		}
+	}
+	if o.Transient {
+		return subscriptionStart{checkpoint: start, streamPK: pk}, nil
+	}
+	r, err := s.q.CreateSubscription(ctx, s.tmpl.Wrap(s.db), db.CreateSubscriptionParams{
+		StreamName: stream, SubscriptionName: name, Start: start, StreamPk: nullPK(pk),
+	})
+	return subscriptionStart{id: r.ID, checkpoint: r.LastSeen, streamPK: pk}, err
 }
 
 // forget drops a finished subscription from the registry.
@@ -249,18 +281,6 @@ func (s *Store) forget(sub *subscription) {
 	key := subKey{sub.stream, sub.name}
 	if s.subs[key] == sub {
 		delete(s.subs, key)
-	}
-}
-
-// wakeSubscriptions prompts every running subscription of this store to read.
-func (s *Store) wakeSubscriptions() {
-	s.subsMu.Lock()
-	defer s.subsMu.Unlock()
-	for _, sub := range s.subs {
-		sub.wake()
-	}
-	for t := range s.transients {
-		t.wake()
 	}
 }
 

@@ -12,22 +12,30 @@ import (
 // DeleteSubscription stops a persistent subscription running in this process (its subscribers
 // end with ErrSubscriptionNotFound) and removes its checkpoint, so the name can start over from
 // any position. A subscription running in another process stops when it next writes its
-// checkpoint. Deleting a missing subscription is not an error.
+// checkpoint (its next checkpoint write or lease renewal finds the row gone). Deleting a missing
+// subscription is not an error.
 func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opts ...Option) error {
 	const op = "delete subscription"
 	o, err := s.options(op, stream, opts)
 	if err != nil {
 		return err
 	}
-	if stream == "" || name == "" {
-		return invalid(op, stream, "empty stream or subscription name")
+	if err := checkName("stream name", stream, false); err != nil {
+		return opError(op, stream, err)
+	}
+	if err := checkName("subscription name", name, false); err != nil {
+		return opError(op, stream, err)
 	}
 	s.subsMu.Lock()
 	sub := s.subs[subKey{stream, name}]
 	s.subsMu.Unlock()
 	if sub != nil {
 		sub.stop(ErrSubscriptionNotFound)
-		<-sub.finished
+		select {
+		case <-sub.done:
+		case <-ctx.Done():
+			return opError(op, stream, ctx.Err())
+		}
 	}
 	_, err = s.q.DeleteSubscription(ctx, s.conn(o), db.DeleteSubscriptionParams{StreamName: stream, SubscriptionName: name})
 	return mapDBError(op, stream, err)
@@ -41,45 +49,55 @@ func (s *Store) SubscriptionCheckpoint(ctx context.Context, stream, name string,
 	if err != nil {
 		return 0, err
 	}
-	pos, err := s.q.GetSubscription(ctx, s.conn(o), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
+	r, err := s.q.GetSubscription(ctx, s.conn(o), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, opError(op, stream, fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name))
 	}
-	return pos, mapDBError(op, stream, err)
+	return r.LastSeen, mapDBError(op, stream, err)
 }
 
 // SetSubscriptionCheckpoint moves a persistent subscription's checkpoint, creating the
 // subscription if needed, so that it next delivers the events after pos: 0 replays everything,
-// to rebuild a projection. It is refused with ErrSubscriptionActive while a subscriber runs the
-// subscription, in this process or another.
+// to rebuild a projection. For a stream subscription, pos counts in the stream as it is now. It is
+// refused with ErrSubscriptionActive while a process holds the subscription's lease (stop its
+// subscribers first); a holder whose lease ran out cannot write over the new checkpoint.
 func (s *Store) SetSubscriptionCheckpoint(ctx context.Context, stream, name string, pos int64) error {
 	const op = "set subscription checkpoint"
 	if _, err := s.options(op, stream, nil); err != nil {
 		return err
 	}
-	if stream == "" || name == "" || pos < 0 {
-		return invalid(op, stream, "stream %q, subscription %q, position %d", stream, name, pos)
+	if err := checkName("stream name", stream, false); err != nil {
+		return opError(op, stream, err)
 	}
-	conn, err := s.db.Conn(ctx)
+	if err := checkName("subscription name", name, false); err != nil {
+		return opError(op, stream, err)
+	}
+	if pos < 0 {
+		return invalid(op, stream, "position %d: must be 0 (the origin) or a position", pos)
+	}
+	var pk int64
+	if stream != AllStream {
+		var err error
+		if _, pk, err = s.position(ctx, stream); err != nil {
+			return mapDBError(op, stream, err)
+		}
+	}
+	conn := s.tmpl.Wrap(s.db)
+	if _, err := s.q.CreateSubscription(ctx, conn, db.CreateSubscriptionParams{
+		StreamName: stream, SubscriptionName: name, Start: pos, StreamPk: nullPK(pk),
+	}); err != nil {
+		return mapDBError(op, stream, err)
+	}
+	n, err := s.q.SetCheckpoint(ctx, conn, db.SetCheckpointParams{
+		LastSeen: pos, StreamPk: nullPK(pk), StreamName: stream, SubscriptionName: name,
+	})
 	if err != nil {
 		return mapDBError(op, stream, err)
 	}
-	defer conn.Close()
-	key := subscriptionLockKey(s.Schema(), stream, name)
-	ok, err := s.q.TryAdvisoryLock(ctx, conn, key)
-	if err != nil {
-		return mapDBError(op, stream, err)
+	if n == 0 {
+		return opError(op, stream, fmt.Errorf("%w: %s: a process holds its lease", ErrSubscriptionActive, name))
 	}
-	if !ok {
-		return opError(op, stream, fmt.Errorf("%w: %s", ErrSubscriptionActive, name))
-	}
-	defer s.q.AdvisoryUnlock(context.WithoutCancel(ctx), conn, key)
-	q := s.tmpl.Wrap(conn)
-	if _, err := s.q.CreateSubscription(ctx, q, db.CreateSubscriptionParams{StreamName: stream, SubscriptionName: name, Start: pos}); err != nil {
-		return mapDBError(op, stream, err)
-	}
-	_, err = s.q.UpdateCheckpoint(ctx, q, db.UpdateCheckpointParams{LastSeen: pos, StreamName: stream, SubscriptionName: name})
-	return mapDBError(op, stream, err)
+	return nil
 }
 
 // ResetSubscription moves a persistent subscription's checkpoint back to the origin, so it

@@ -284,7 +284,7 @@ func (tr *tracker) check(t *testing.T, committed map[uuid.UUID]bool, all bool) {
 // consume receives, records and acknowledges batches in the background until stopped. work is
 // slept per event, to make a slow subscriber. staleAcks tolerates ErrUnexpectedAck, which a
 // subscriber gets for events delivered before the subscription lost its lock (they come again).
-func consume(t *testing.T, sub *es.Subscription, tr *tracker, work time.Duration, staleAcks bool) (stop func()) {
+func consume(t *testing.T, sub *es.Subscriber, tr *tracker, work time.Duration, staleAcks bool) (stop func()) {
 	stopCh, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -1043,7 +1043,7 @@ func TestFaultLockLostAckSpansRedelivery(t *testing.T) {
 // consumeThenWork is consume for a subscriber that works a while after each acknowledgement
 // before it receives again (so that batches wait in its channel); acknowledgements of events
 // delivered before a lock loss may fail with ErrUnexpectedAck.
-func consumeThenWork(t *testing.T, sub *es.Subscription, tr *tracker, work time.Duration) {
+func consumeThenWork(t *testing.T, sub *es.Subscriber, tr *tracker, work time.Duration) {
 	stopCh, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)

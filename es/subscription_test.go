@@ -42,7 +42,7 @@ func next(t *testing.T, events <-chan []es.RecordedEvent) []es.RecordedEvent {
 }
 
 // receive receives and acknowledges batches until n events arrived.
-func receive(t *testing.T, sub *es.Subscription, n int) []es.RecordedEvent {
+func receive(t *testing.T, sub *es.Subscriber, n int) []es.RecordedEvent {
 	t.Helper()
 	var got []es.RecordedEvent
 	for len(got) < n {
@@ -55,7 +55,7 @@ func receive(t *testing.T, sub *es.Subscription, n int) []es.RecordedEvent {
 	return got
 }
 
-func subscribed(t *testing.T, sub *es.Subscription) {
+func subscribed(t *testing.T, sub *es.Subscriber) {
 	t.Helper()
 	select {
 	case <-sub.Subscribed():
@@ -176,25 +176,63 @@ func TestSubscriptionBufferSizeAndAcks(t *testing.T) {
 	checkpointReaches(t, store, "s", "buffered", 7)
 }
 
-// The checkpoint only moves to the highest position below which everything is acknowledged.
+// The checkpoint only moves to the highest position below which everything is acknowledged,
+// across competing subscribers.
 func TestSubscriptionCheckpointNeverPassesUnacked(t *testing.T) {
 	store, ctx, is := setupSub(t, nil)
 	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, events(5)))
-	sub, err := store.SubscribeToStream(ctx, "s", "gaps", &es.SubscriptionOptions{BufferSize: 5})
+	opts := &es.SubscriptionOptions{BufferSize: 2, ConcurrencyLimit: 2}
+	a, err := store.SubscribeToStream(ctx, "s", "gaps", opts)
 	is.NoErr(err)
-	b := next(t, sub.Events())
-	is.Equal(len(b), 5)
-	is.NoErr(sub.Ack(b[1], b[2], b[4])) // 1 and 4 still open
-	is.NoErr(sub.Ack(b[0]))
-	checkpointReaches(t, store, "s", "gaps", 3)
+	o2 := *opts
+	o2.SubscriberID = "b"
+	b, err := store.SubscribeToStream(ctx, "s", "gaps", &o2)
+	is.NoErr(err)
+	var gotA, gotB []es.RecordedEvent
+	for len(gotA)+len(gotB) < 4 { // round-robin: 1 and 3 to one, 2 and 4 to the other
+		select {
+		case x := <-a.Events():
+			gotA = append(gotA, x...)
+		case x := <-b.Events():
+			gotB = append(gotB, x...)
+		case <-time.After(wait):
+			t.Fatal("no events delivered")
+		}
+	}
+	if gotA[0].EventNumber != 1 {
+		a, b, gotA, gotB = b, a, gotB, gotA
+	}
+	is.Equal(numbers(gotA), []int64{1, 3})
+	is.Equal(numbers(gotB), []int64{2, 4})
+	is.NoErr(b.Ack(gotB[1])) // 2 and 4 acknowledged; 1 still open
+	is.NoErr(a.Ack(gotA[0])) // 1 acknowledged; 3 still open
+	checkpointReaches(t, store, "s", "gaps", 2)
 	cp, err := store.SubscriptionCheckpoint(ctx, "s", "gaps")
 	is.NoErr(err)
-	is.Equal(cp, int64(3))
-	is.NoErr(sub.Close()) // event 4 was never acknowledged: it comes again
+	is.Equal(cp, int64(2))
+	is.NoErr(b.Close())
+	is.NoErr(a.Close()) // event 3 was never acknowledged: it comes again, and so does 4
 
 	again, err := store.SubscribeToStream(ctx, "s", "gaps", &es.SubscriptionOptions{BufferSize: 5})
 	is.NoErr(err)
-	is.Equal(numbers(receive(t, again, 2)), []int64{4, 5})
+	is.Equal(numbers(receive(t, again, 3)), []int64{3, 4, 5})
+}
+
+// As in the seed, acknowledging the last event of a batch acknowledges the batch: the buffer
+// empties and delivery goes on.
+func TestSubscriptionAckLastOfBatch(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, events(9)))
+	sub, err := store.SubscribeToStream(ctx, "s", "batch", &es.SubscriptionOptions{BufferSize: 3})
+	is.NoErr(err)
+	var got []int64
+	for len(got) < 9 {
+		batch := next(t, sub.Events())
+		got = append(got, numbers(batch)...)
+		is.NoErr(sub.Ack(batch[len(batch)-1]))
+	}
+	is.Equal(got, seq(1, 9))
+	checkpointReaches(t, store, "s", "batch", 9)
 }
 
 func TestSubscriptionCheckpointThresholdAndAfter(t *testing.T) {
@@ -244,7 +282,7 @@ func TestSubscriptionSubscriberLimits(t *testing.T) {
 // Competing consumers share the events round-robin.
 func TestSubscriptionRoundRobin(t *testing.T) {
 	store, ctx, is := setupSub(t, nil)
-	var subs []*es.Subscription
+	var subs []*es.Subscriber
 	for range 3 {
 		sub, err := store.SubscribeToStream(ctx, "s", "rr", &es.SubscriptionOptions{ConcurrencyLimit: 3})
 		is.NoErr(err)
@@ -277,7 +315,7 @@ func TestSubscriptionRoundRobin(t *testing.T) {
 func TestSubscriptionPartitionBy(t *testing.T) {
 	store, ctx, is := setupSub(t, nil)
 	byStream := func(e es.RecordedEvent) string { return e.StreamID }
-	var subs []*es.Subscription
+	var subs []*es.Subscriber
 	for range 3 {
 		sub, err := store.SubscribeToAll(ctx, "partitioned", &es.SubscriptionOptions{ConcurrencyLimit: 3, BufferSize: 4, PartitionBy: byStream})
 		is.NoErr(err)

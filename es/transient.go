@@ -6,86 +6,108 @@ import (
 	"time"
 )
 
+// DefaultTransientBatchSize is TransientOptions.BatchSize's default.
+const DefaultTransientBatchSize = 1000
+
 // TransientOptions configure a transient subscription. A nil *TransientOptions means defaults.
 type TransientOptions struct {
 	// Selector keeps the events it returns true for. Defaults to every event.
 	Selector func(RecordedEvent) bool
 	// Mapper transforms each event before delivery. Defaults to none.
 	Mapper func(RecordedEvent) RecordedEvent
-	// BatchSize is the most events in one batch. Defaults to 1000.
+	// BatchSize is the most events in one batch; any positive int works (reads take at most
+	// 1,000 events a query). Defaults to DefaultTransientBatchSize (1000).
 	BatchSize int
 }
 
-// TransientSubscription receives the events of a stream, or of $all, committed after it was
-// created, in order and in batches. It keeps no checkpoint and takes no acknowledgements: a
+// TransientSubscription receives the events of a stream, or of $all, committed after Subscribe
+// returned, in order and in batches. It keeps no checkpoint and takes no acknowledgements: a
 // process that resubscribes starts from the then current position. A slow receiver is never
-// skipped ahead: the subscription reads the next batch only once the last one was taken.
+// skipped ahead: the subscription reads the next batch only once the last one was taken. A
+// hard-deleted and re-created stream is a new stream: its events are delivered from 1 on.
 type TransientSubscription struct {
 	store  *Store
 	stream string
 	opts   TransientOptions
 	events chan []RecordedEvent
 	wakeCh chan struct{}
-	stopCh chan struct{}
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 	done   chan struct{}
-	once   sync.Once
 
 	mu  sync.Mutex
-	err error
+	pos int64 // the last position read
+	pk  int64 // the stream's incarnation (0: not seen yet)
+	gen int64 // the deletes generation the last batch was read under
 }
 
-// Subscribe creates a transient subscription to a stream, or to $all with AllStream. ctx bounds
-// its life; Close ends it sooner.
+// Subscribe creates a transient subscription to a stream, or to $all with AllStream, starting
+// after the stream's current position, read before Subscribe returns. ctx bounds its life;
+// Close ends it sooner.
+//
+// Errors: ErrInvalidArgument, ErrClosed, or the database's error reading the position.
 func (s *Store) Subscribe(ctx context.Context, stream string, opts *TransientOptions) (*TransientSubscription, error) {
 	const op = "subscribe"
 	if _, err := s.options(op, stream, nil); err != nil {
 		return nil, err
 	}
-	if stream == "" {
-		return nil, invalid(op, stream, "empty stream name")
+	if err := checkName("stream name", stream, false); err != nil {
+		return nil, opError(op, stream, err)
 	}
 	var o TransientOptions
 	if opts != nil {
 		o = *opts
 	}
 	if o.BatchSize < 0 {
-		return nil, invalid(op, stream, "batch size %d", o.BatchSize)
+		return nil, invalid(op, stream, "BatchSize %d: must be positive (0: the default)", o.BatchSize)
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 1000
+		o.BatchSize = DefaultTransientBatchSize
 	}
-	pos, err := s.currentPosition(ctx, stream)
+	pos, pk, err := s.position(ctx, stream)
 	if err != nil {
 		return nil, mapDBError(op, stream, err)
 	}
+	tctx, cancel := context.WithCancelCause(context.Background())
 	t := &TransientSubscription{
 		store: s, stream: stream, opts: o,
 		events: make(chan []RecordedEvent),
 		wakeCh: make(chan struct{}, 1),
-		stopCh: make(chan struct{}),
+		ctx:    tctx,
+		cancel: cancel,
 		done:   make(chan struct{}),
+		pos:    pos,
+		pk:     pk,
+		gen:    s.poller.deleteGen.Load(),
 	}
 	s.subsMu.Lock()
 	if s.isClosed() {
 		s.subsMu.Unlock()
+		cancel(ErrClosed)
 		return nil, opError(op, stream, ErrClosed)
 	}
 	s.transients[t] = struct{}{}
+	s.wg.Go(t.run)
 	s.subsMu.Unlock()
-	context.AfterFunc(ctx, func() { t.stop(ctx.Err()) })
-	s.wg.Go(func() { t.run(pos) })
+	context.AfterFunc(ctx, func() { t.stop(context.Cause(ctx)) })
 	return t, nil
 }
 
 // Events delivers batches of events; it is closed when the subscription ends (see Err).
 func (t *TransientSubscription) Events() <-chan []RecordedEvent { return t.events }
 
-// Err says why the subscription ended: nil after Close, ErrClosed when the store closed, or the
-// context's error.
+// Err says why the subscription ended: nil while it runs and after Close, ErrClosed when the
+// store closed, or the context's error (its cause).
 func (t *TransientSubscription) Err() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err
+	select {
+	case <-t.done:
+	default:
+		return nil
+	}
+	if err := context.Cause(t.ctx); err != errUnsubscribed {
+		return err
+	}
+	return nil
 }
 
 // Close ends the subscription. Safe to call more than once.
@@ -96,12 +118,10 @@ func (t *TransientSubscription) Close() error {
 }
 
 func (t *TransientSubscription) stop(err error) {
-	t.once.Do(func() {
-		t.mu.Lock()
-		t.err = err
-		t.mu.Unlock()
-		close(t.stopCh)
-	})
+	if err == nil {
+		err = errUnsubscribed
+	}
+	t.cancel(err)
 }
 
 func (t *TransientSubscription) wake() {
@@ -111,7 +131,23 @@ func (t *TransientSubscription) wake() {
 	}
 }
 
-func (t *TransientSubscription) run(pos int64) {
+func (t *TransientSubscription) watchedStream() string { return t.stream }
+
+func (t *TransientSubscription) observe(h *heads) {
+	t.mu.Lock()
+	wake := t.gen != t.store.poller.deleteGen.Load()
+	if t.stream == AllStream {
+		wake = wake || h.all > t.pos
+	} else if st, ok := h.streams[t.stream]; ok {
+		wake = wake || st.pk != t.pk || st.version > t.pos
+	}
+	t.mu.Unlock()
+	if wake {
+		t.wake()
+	}
+}
+
+func (t *TransientSubscription) run() {
 	defer close(t.done)
 	defer close(t.events)
 	defer func() {
@@ -119,54 +155,88 @@ func (t *TransientSubscription) run(pos int64) {
 		delete(t.store.transients, t)
 		t.store.subsMu.Unlock()
 	}()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-t.stopCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var wakeups <-chan struct{}
-	if w := t.store.waiter(ctx); w != nil {
-		defer w.Close()
-		wakeups = w.C
-	}
-	poll := time.NewTicker(t.store.pollInterval)
-	defer poll.Stop()
+	t.store.poller.register(t)
+	defer t.store.poller.unregister(t)
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
 	for {
-		events, err := t.store.readAfter(ctx, t.stream, pos, t.opts.BatchSize)
-		if err != nil && ctx.Err() == nil {
-			t.store.logger.Warn("transient subscription read failed", "stream", t.stream, "error", err)
+		batch, from, more, err := t.read()
+		if err != nil && t.ctx.Err() == nil {
+			t.store.logger.Warn("transient subscription read failed; retrying", "stream", t.stream, "error", err)
 		}
-		batch := make([]RecordedEvent, 0, len(events))
-		for _, ev := range events {
-			pos = ev.EventNumber
-			if t.opts.Selector != nil && !t.opts.Selector(ev) {
-				continue
-			}
-			if t.opts.Mapper != nil {
-				ev = t.opts.Mapper(ev)
-			}
-			batch = append(batch, ev)
-		}
-		if len(batch) > 0 {
+		for len(batch) > 0 {
 			select {
 			case t.events <- batch:
-			case <-t.stopCh:
+				batch = nil
+			case <-t.ctx.Done():
 				return
+			case <-t.wakeCh:
+				// A delete while the batch waits for the receiver: read it again. Any other
+				// wake-up means new events: read after this batch is taken.
+				more = true
+				t.mu.Lock()
+				if t.gen != t.store.poller.deleteGen.Load() {
+					t.pos, batch = from, nil
+				}
+				t.mu.Unlock()
 			}
 		}
-		if len(events) == t.opts.BatchSize {
+		if more {
 			continue
 		}
+		var retryC <-chan time.Time
+		if err != nil {
+			retry.Reset(t.store.pollInterval)
+			retryC = retry.C
+		}
 		select {
-		case <-t.stopCh:
+		case <-t.ctx.Done():
 			return
 		case <-t.wakeCh:
-		case <-wakeups:
-		case <-poll.C:
+		case <-retryC:
 		}
 	}
+}
+
+// read reads the next batch after the last position, and reports whether more may wait.
+func (t *TransientSubscription) read() (batch []RecordedEvent, from int64, more bool, err error) {
+	t.mu.Lock()
+	pos, pk := t.pos, t.pk
+	t.gen = t.store.poller.deleteGen.Load()
+	t.mu.Unlock()
+	n := min(t.opts.BatchSize, subscriptionReadPage)
+	events, readPK, err := t.store.readAfter(t.ctx, t.stream, pos, n)
+	if err != nil {
+		return nil, pos, false, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stream != AllStream && readPK != 0 && readPK != pk {
+		t.pk = readPK
+		if pk != 0 {
+			t.pos = 0 // hard deleted and re-created: a new stream, from its first event
+			return nil, pos, true, nil
+		}
+	}
+	if len(events) == 0 {
+		return nil, pos, false, nil
+	}
+	t.pos = events[len(events)-1].EventNumber
+	batch = make([]RecordedEvent, 0, len(events))
+	for _, ev := range events {
+		if t.opts.Selector != nil && !t.opts.Selector(ev) {
+			continue
+		}
+		if t.opts.Mapper != nil {
+			ev = t.opts.Mapper(ev)
+		}
+		batch = append(batch, ev)
+	}
+	if t.store.poller.deleteGen.Load() != t.gen {
+		// A delete committed during the read: read the range again rather than hand out
+		// events that may be gone.
+		t.pos = pos
+		return nil, pos, true, nil
+	}
+	return batch, pos, len(events) == n, nil
 }

@@ -32,9 +32,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lib/pq"
@@ -135,6 +134,8 @@ type Listener struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
+	failing atomic.Bool // connection attempts fail; reported once
+
 	closeOnce sync.Once
 
 	// Reference count of a Listener returned by Shared; guarded by sharedMu.
@@ -165,7 +166,7 @@ type channel struct {
 // set to cfg.ApplicationName (see Config).
 func NewListener(dsn string, cfg *Config) *Listener {
 	c := cfg.withDefaults()
-	return newListener(withApplicationName(dsn, c.ApplicationName), c)
+	return newListener(withApplicationName(listenDSN(dsn), c.ApplicationName), c)
 }
 
 func newListener(dsn string, c Config) *Listener {
@@ -184,16 +185,28 @@ func newListener(dsn string, c Config) *Listener {
 	return l
 }
 
-// event is pq's connection event callback; it runs on pq's dispatching goroutine.
+// event is pq's connection event callback; it runs on pq's dispatching goroutine. A failing
+// connection is reported once per outage, with its cause and how to fix it; the attempts that
+// follow are logged at Debug.
 func (l *Listener) event(ev pq.ListenerEventType, err error) {
 	switch ev {
 	case pq.ListenerEventConnected:
-		l.log.Debug("notify: listener connected")
+		if l.failing.Swap(false) {
+			l.log.Info("notify: listener connected")
+		} else {
+			l.log.Debug("notify: listener connected")
+		}
 	case pq.ListenerEventDisconnected:
 		l.log.Warn("notify: listener disconnected; reconnecting", "error", err)
 	case pq.ListenerEventConnectionAttemptFailed:
-		l.log.Warn("notify: listener connection attempt failed", "error", err)
+		if l.failing.Swap(true) {
+			l.log.Debug("notify: listener connection attempt failed", "error", err)
+		} else {
+			l.log.Warn("notify: listener cannot connect; retrying with backoff (subscriptions poll meanwhile)",
+				"error", err, "fix", hint(err))
+		}
 	case pq.ListenerEventReconnected:
+		l.failing.Store(false)
 		// pq sends a nil notification right after this event; dispatch wakes everyone then.
 		l.log.Info("notify: listener reconnected; waking all waiters")
 	}
@@ -499,7 +512,7 @@ var (
 // (*Listener).Close; the last Close really closes.
 func Shared(dsn string, cfg *Config) *Listener {
 	c := cfg.withDefaults()
-	key := withApplicationName(dsn, c.ApplicationName)
+	key := withApplicationName(listenDSN(dsn), c.ApplicationName)
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if l := sharedListeners[key]; l != nil {
@@ -533,23 +546,5 @@ func releaseShared(l *Listener) bool {
 	return true
 }
 
-// withApplicationName returns dsn with application_name set to name, replacing any already
-// there: as a query parameter of a URL ("postgres://" or "postgresql://"), else appended to the
-// keyword/value string (where, as in libpq, a later keyword wins).
-func withApplicationName(dsn, name string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return dsn // pq reports the same error on every connection attempt
-		}
-		q := u.Query()
-		q.Set("application_name", name)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	kv := "application_name='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(name) + "'"
-	if strings.TrimSpace(dsn) == "" {
-		return kv
-	}
-	return dsn + " " + kv
-}
+// withApplicationName returns dsn with application_name set to name, replacing any already there.
+func withApplicationName(dsn, name string) string { return withParam(dsn, "application_name", name) }

@@ -2,13 +2,14 @@
 -- One round trip, no sort: the first row is the stream's own (event number 0, event_id NULL,
 -- deleted set), then its events and links in event-number order, merged from their indexes. No
 -- row at all means the stream does not exist. origin_name is NULL for the stream's own events.
--- Linked events are looked up one by one (OFFSET 0 fences, see ReadAllForward).
+-- Linked events are looked up one by one (OFFSET 0 fences, see ReadAllForward). The stream's own
+-- row carries its id as origin_version: subscribers tell a re-created stream by it.
 -- max_rows is max_count + 1, for the stream's row.
 WITH s AS MATERIALIZED (
     SELECT id, deleted_at FROM /* TEMPLATE: schema */streams WHERE stream_name = @stream_name::text
 )
 SELECT 0::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origin_name,
-        0::bigint AS origin_version, ''::text AS event_type, NULL::uuid AS causation_id,
+        s.id AS origin_version, ''::text AS event_type, NULL::uuid AS causation_id,
         NULL::uuid AS correlation_id, NULL::bytea AS data, NULL::bytea AS metadata,
         NULL::timestamptz AS created_at, (s.deleted_at IS NOT NULL)::bool AS deleted
  FROM s
@@ -40,7 +41,7 @@ WITH s AS MATERIALIZED (
     SELECT id, deleted_at FROM /* TEMPLATE: schema */streams WHERE stream_name = @stream_name::text
 )
 SELECT 9223372036854775807::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origin_name,
-        0::bigint AS origin_version, ''::text AS event_type, NULL::uuid AS causation_id,
+        s.id AS origin_version, ''::text AS event_type, NULL::uuid AS causation_id,
         NULL::uuid AS correlation_id, NULL::bytea AS data, NULL::bytea AS metadata,
         NULL::timestamptz AS created_at, (s.deleted_at IS NOT NULL)::bool AS deleted
  FROM s

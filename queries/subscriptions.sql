@@ -1,45 +1,89 @@
 -- name: CreateSubscription :one
--- Returns the checkpoint of the subscription, creating it at @start if it does not exist yet.
-WITH ins AS (
-    INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen)
-    VALUES (@stream_name::text, @subscription_name::text, @start::bigint)
-    ON CONFLICT (stream_name, subscription_name) DO NOTHING
-    RETURNING last_seen
-)
-SELECT i.last_seen FROM ins i
-UNION ALL
-SELECT s.last_seen FROM /* TEMPLATE: schema */subscriptions s
-WHERE s.stream_name = @stream_name::text AND s.subscription_name = @subscription_name::text
-LIMIT 1;
+-- Creates the subscription with its checkpoint at @start (counted in stream incarnation
+-- @stream_pk) unless it exists; returns its row either way (the no-op update makes RETURNING
+-- return an existing row, also one a concurrent call just created).
+INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen, stream_pk)
+VALUES (@stream_name::text, @subscription_name::text, @start::bigint, sqlc.narg(stream_pk)::bigint)
+ON CONFLICT (stream_name, subscription_name) DO UPDATE SET stream_name = EXCLUDED.stream_name
+RETURNING id, last_seen;
 
 -- name: GetSubscription :one
-SELECT last_seen FROM /* TEMPLATE: schema */subscriptions
+SELECT id, last_seen, stream_pk, holder, lease_expires_at, epoch,
+       (holder IS NOT NULL AND lease_expires_at > now())::bool AS held
+FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
 
--- name: UpdateCheckpoint :execrows
-UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = @last_seen::bigint
-WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
+-- name: SubscriptionEpoch :one
+-- Tells a refused (fenced) checkpoint write from one of a deleted subscription.
+SELECT epoch FROM /* TEMPLATE: schema */subscriptions WHERE id = @id::bigint;
 
--- name: AckCheckpoint :execrows
--- The running subscription's checkpoint write, on its lock's own connection, outside any caller's
--- transaction. Its commit does not wait for the WAL flush: a checkpoint lost in a crash only means
--- events are delivered again (at least once), and a checkpoint that survives was flushed after
--- the $all positions it refers to.
-WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-UPDATE /* TEMPLATE: schema */subscriptions SET last_seen = @last_seen::bigint
+-- name: TakeLeases :many
+-- Takes, for @holder, each listed subscription whose lease is free or has run out, with a new
+-- epoch. A lease held by someone else and still running is left alone.
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET holder = @holder::text,
+    epoch = s.epoch + 1,
+    lease_expires_at = now() + make_interval(secs => @lease_seconds::float8)
+WHERE s.id = ANY(@ids::bigint[])
+  AND (s.holder IS NULL OR s.lease_expires_at <= now() OR s.holder = @holder::text)
+RETURNING s.id, s.epoch, s.last_seen, s.stream_pk;
+
+-- name: RenewLeases :many
+-- Renews the listed leases of @holder that still carry the epoch they were taken with, in one
+-- statement for all of a process's subscriptions. Returns the ids renewed.
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET lease_expires_at = now() + make_interval(secs => @lease_seconds::float8)
+WHERE s.holder = @holder::text
+  AND (s.id, s.epoch) IN (SELECT unnest(@ids::bigint[]), unnest(@epochs::bigint[]))
+RETURNING s.id;
+
+-- name: WriteCheckpoint :execrows
+-- The holder's checkpoint write, fenced by its epoch: no row changes once another process took
+-- the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
+-- wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
+-- least once), and a checkpoint that survives was flushed after the $all positions it refers to.
+WITH sync AS (
+    SELECT set_config('synchronous_commit', CASE WHEN @durable::bool THEN 'on' ELSE 'off' END, true) AS setting
+)
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint
+WHERE id = @id::bigint AND epoch = @epoch::bigint AND EXISTS (SELECT 1 FROM sync);
+
+-- name: ReleaseLease :execrows
+-- A clean stop: the last checkpoint and the lease's release in one durable write, fenced.
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint,
+    holder = NULL, lease_expires_at = NULL
+WHERE id = @id::bigint AND epoch = @epoch::bigint;
+
+-- name: SetCheckpoint :execrows
+-- An operator's checkpoint change: refused (no row) while a lease runs; bumps the epoch so that a
+-- holder whose lease ran out (paused, cut off) cannot write over it when it comes back.
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint, epoch = epoch + 1,
+    holder = NULL, lease_expires_at = NULL
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text
-  AND EXISTS (SELECT 1 FROM async);
+  AND (holder IS NULL OR lease_expires_at <= now());
 
 -- name: DeleteSubscription :execrows
 DELETE FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
 
--- name: TryAdvisoryLock :one
--- Session-level: held until unlocked or the session ends, whatever its transactions do.
-SELECT pg_try_advisory_lock(@key::bigint);
+-- name: PollHeads :one
+-- What one poll of a process's subscriptions needs: the $all head and the deletions generation.
+SELECT c.last_position, d.generation
+FROM /* TEMPLATE: schema */all_counter c, /* TEMPLATE: schema */deletions d
+WHERE c.id = 1 AND d.id = 1;
 
--- name: AdvisoryUnlock :one
-SELECT pg_advisory_unlock(@key::bigint);
+-- name: PollStreams :many
+-- The incarnation and version of the streams a process subscribes to, in one query.
+SELECT stream_name, id, stream_version, (deleted_at IS NOT NULL)::bool AS deleted
+FROM /* TEMPLATE: schema */streams
+WHERE stream_name = ANY(@names::text[]);
+
+-- name: BumpDeletions :exec
+-- In a delete's transaction: subscriptions revalidate what they read ahead.
+UPDATE /* TEMPLATE: schema */deletions SET generation = generation + 1 WHERE id = 1;
 
 -- name: Notify :exec
 SELECT pg_notify(@channel::text, @payload::text);

@@ -14,7 +14,7 @@ import (
 // deposits and withdrawals into the activity table. The subscription's checkpoint makes it
 // resume where it stopped; acknowledging after the table write makes delivery at least once.
 type Activity struct {
-	sub *es.Subscription
+	sub *es.Subscriber
 
 	mu   sync.Mutex
 	last int64 // last $all position applied

@@ -1,0 +1,235 @@
+package es
+
+import (
+	"context"
+	"database/sql"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-eventstore/eventstore/db"
+	"github.com/go-eventstore/eventstore/notify"
+)
+
+// heads is what one poll learns for all of a process's subscriptions.
+type heads struct {
+	all     int64                 // the $all head
+	streams map[string]streamHead // the subscribed streams that exist
+}
+
+type streamHead struct {
+	pk, version int64
+	deleted     bool
+}
+
+// watcher is a running subscription (persistent or transient) that the poller wakes.
+type watcher interface {
+	watchedStream() string
+	observe(h *heads)
+}
+
+// poller wakes a Store's subscriptions (DESIGN: polling first, NOTIFY as a hint). Delivery never
+// waits for LISTEN: subscriptions read from their checkpoint at once, and whenever the poller
+// sees new events, which it looks for on a NOTIFY, after this process's sequencer passes and
+// deletes, after a LISTEN reconnect, and every SubscriptionPollInterval. One poll is one query of
+// the $all head (plus one of the subscribed streams' versions), whatever the number of
+// subscriptions; only the subscriptions that have something new to read are woken.
+type poller struct {
+	s        *Store
+	interval time.Duration
+	kick     chan struct{}
+
+	// deleteGen counts the deletes this process knows of: its own, and the database's
+	// deletions generation seen changing. Subscriptions drop what they read ahead when it moves.
+	deleteGen atomic.Int64
+	dbGen     int64 // the database's generation at the last poll (-1: not polled yet)
+
+	mu       sync.Mutex
+	watchers map[watcher]struct{}
+}
+
+func newPoller(s *Store, interval time.Duration) *poller {
+	return &poller{s: s, interval: interval, kick: make(chan struct{}, 1), dbGen: -1, watchers: map[watcher]struct{}{}}
+}
+
+// wake asks for a poll soon; it never blocks.
+func (p *poller) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// deleted records a delete this process committed.
+func (p *poller) deleted() {
+	p.deleteGen.Add(1)
+	p.wake()
+}
+
+func (p *poller) register(w watcher) {
+	p.mu.Lock()
+	p.watchers[w] = struct{}{}
+	p.mu.Unlock()
+	p.wake()
+}
+
+func (p *poller) unregister(w watcher) {
+	p.mu.Lock()
+	delete(p.watchers, w)
+	p.mu.Unlock()
+}
+
+func (p *poller) run(ctx context.Context) {
+	var wakeups <-chan struct{}
+	if p.s.listenDSN != "" {
+		ch := make(chan struct{}, 1)
+		wakeups = ch
+		go p.listen(ctx, ch)
+	}
+	ticker := time.NewTicker(p.interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-wakeups:
+		case <-ticker.C:
+		}
+		p.mu.Lock()
+		n := len(p.watchers)
+		p.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		if err := p.poll(ctx); err != nil && ctx.Err() == nil {
+			// Subscriptions also read on their own wake-ups; the next tick polls again.
+			p.s.logger.Debug("subscription poll failed", "error", err)
+		}
+	}
+}
+
+// listen forwards NOTIFY wake-ups until ctx ends. The Listener connects and reconnects on its
+// own, logging the cause of a failure once per outage; meanwhile, polling delivers.
+func (p *poller) listen(ctx context.Context, out chan<- struct{}) {
+	for ctx.Err() == nil {
+		w, err := p.s.listener().WaitContext(ctx, p.s.channel)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(p.interval):
+				continue
+			}
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				w.Close()
+				return
+			case <-w.C:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (p *poller) poll(ctx context.Context) error {
+	p.mu.Lock()
+	ws := slices.Collect(maps.Keys(p.watchers))
+	p.mu.Unlock()
+	conn := p.s.tmpl.Wrap(p.s.db)
+	r, err := p.s.q.PollHeads(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if p.dbGen >= 0 && r.Generation != p.dbGen {
+		p.deleteGen.Add(1)
+	}
+	p.dbGen = r.Generation
+	h := &heads{all: r.LastPosition}
+	var names []string
+	for _, w := range ws {
+		if st := w.watchedStream(); st != AllStream && !slices.Contains(names, st) {
+			names = append(names, st)
+		}
+	}
+	if len(names) > 0 {
+		rows, err := p.s.q.PollStreams(ctx, conn, names)
+		if err != nil {
+			return err
+		}
+		h.streams = make(map[string]streamHead, len(rows))
+		for _, r := range rows {
+			h.streams[r.StreamName] = streamHead{pk: r.ID, version: r.StreamVersion, deleted: r.Deleted}
+		}
+	}
+	for _, w := range ws {
+		w.observe(h)
+	}
+	return nil
+}
+
+// listener returns the process-wide LISTEN connection for ListenDSN, started on first use.
+func (s *Store) listener() *notify.Listener {
+	s.listenOnce.Do(func() {
+		s.listenConn = notify.Shared(s.listenDSN, &notify.Config{Logger: s.logger, ApplicationName: s.listenApp})
+	})
+	return s.listenConn
+}
+
+// position reads where a stream or $all stands now: for StartCurrent, fixed before Subscribe
+// returns. For a stream, pk is its incarnation (0: it does not exist).
+func (s *Store) position(ctx context.Context, stream string) (pos, pk int64, err error) {
+	conn := s.tmpl.Wrap(s.db)
+	if stream == AllStream {
+		if err := s.settle(ctx); err != nil {
+			return 0, 0, err
+		}
+		c, err := s.q.GetAllCounter(ctx, conn)
+		return c.LastPosition, 0, err
+	}
+	st, err := s.q.GetStream(ctx, conn, stream)
+	if err == sql.ErrNoRows {
+		return 0, 0, nil
+	}
+	return st.StreamVersion, st.ID, err
+}
+
+// readAfter reads up to n events after pos, without settling $all first (the sequencer's
+// notification is what woke the reader). For a stream it also returns the stream's incarnation
+// (0 when it does not exist); a missing or soft-deleted stream reads as empty.
+func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) (events []RecordedEvent, pk int64, err error) {
+	n = min(n, subscriptionReadPage)
+	conn := s.tmpl.Wrap(s.db)
+	if stream == AllStream {
+		rows, err := s.q.ReadAllForward(ctx, conn, db.ReadAllForwardParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
+		if err != nil {
+			return nil, 0, err
+		}
+		evs, err := s.allRows("subscription read", rows)
+		return evs, 0, err
+	}
+	var deleted bool
+	evs, err := s.streamRowsPK("subscription read", stream, n, &pk, &deleted, func(fn func(*db.ReadStreamForwardRow) error) error {
+		return s.q.ReadStreamForwardEach(ctx, conn, db.ReadStreamForwardParams{
+			StreamName: stream, Start: pos + 1, MaxCount: int64(n), MaxRows: int64(n) + 1,
+		}, fn)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if deleted {
+		return nil, pk, nil
+	}
+	return evs, pk, nil
+}
+
+// subscriptionReadPage is the most events a subscription reads in one query, whatever its
+// MaxQueueSize or BatchSize.
+const subscriptionReadPage = 1000

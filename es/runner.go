@@ -1,0 +1,428 @@
+package es
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/go-eventstore/eventstore/db"
+)
+
+// errUnsubscribed is the cancel cause of a subscription whose last subscriber left.
+var errUnsubscribed = errors.New("unsubscribed")
+
+// errLeaseLost says a checkpoint write was refused: another process took the lease over.
+var errLeaseLost = errors.New("subscription lease lost")
+
+// subscription runs one persistent subscription in this process: it waits for the
+// subscription's lease, reads events from the checkpoint on (borrowing pool connections only for
+// the query), hands them to its subscribers and writes the checkpoint, fenced by the lease's
+// epoch, once events are acknowledged. It stops delivering the moment the lease runs out, and
+// starts over from the checkpoint when it takes the lease again.
+type subscription struct {
+	store  *Store
+	stream string
+	name   string
+	opts   SubscriptionOptions
+	start  subscriptionStart
+	claim  *leaseClaim
+
+	ctx    context.Context // cancelled, with a cause, by stop
+	cancel context.CancelCauseFunc
+	wakeCh chan struct{}
+	done   chan struct{} // closed when run returns
+	prev   *subscription // a stopping predecessor in this process, whose lease goes first
+
+	mu          sync.Mutex
+	d           *dispatcher
+	cp          checkpointer
+	subscribers []*Subscriber
+	active      bool      // this process holds the lease and delivers
+	epoch       int64     // the lease's epoch
+	deadline    time.Time // when the lease runs out unless renewed, on this process's clock
+	leaseLost   bool      // a renewal found the lease taken or gone
+	streamPK    int64     // the stream's incarnation the checkpoint counts in (0: unknown)
+	pkChanged   bool      // the stream was re-created: the checkpoint must be written
+	gen         int64     // the poller's deletes generation the queue was read under
+}
+
+func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start subscriptionStart) *subscription {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sub := &subscription{
+		store: s, stream: stream, name: name, opts: o, start: start,
+		ctx:    ctx,
+		cancel: cancel,
+		wakeCh: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		d:      newDispatcher(o.BufferSize, o.PartitionBy),
+		cp:     checkpointer{threshold: o.CheckpointThreshold, after: o.CheckpointAfter},
+	}
+	sub.claim = &leaseClaim{
+		id:      start.id,
+		retry:   o.RetryInterval,
+		granted: make(chan leaseGrant, 1),
+		renewed: sub.renewed,
+		lost:    sub.lost,
+	}
+	return sub
+}
+
+func (sub *subscription) now() time.Time { return time.Now() }
+
+func (sub *subscription) wake() {
+	select {
+	case sub.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (sub *subscription) stopping() bool { return sub.ctx.Err() != nil }
+
+// stop ends the subscription; its subscribers get cause from Err (nil: unsubscribed).
+func (sub *subscription) stop(cause error) {
+	if cause == nil {
+		cause = errUnsubscribed
+	}
+	sub.cancel(cause)
+}
+
+// renewed and lost are the lease keeper's callbacks.
+func (sub *subscription) renewed(epoch int64, deadline time.Time) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.active && sub.epoch == epoch {
+		sub.deadline = deadline
+	}
+}
+
+func (sub *subscription) lost() {
+	sub.mu.Lock()
+	sub.leaseLost = true
+	sub.mu.Unlock()
+	sub.wake()
+}
+
+func (sub *subscription) watchedStream() string { return sub.stream }
+
+// observe wakes the subscription when a poll saw something for it to read.
+func (sub *subscription) observe(h *heads) {
+	sub.mu.Lock()
+	wake := sub.gen != sub.store.poller.deleteGen.Load()
+	if sub.stream == AllStream {
+		wake = wake || h.all > sub.d.readPos
+	} else if st, ok := h.streams[sub.stream]; ok {
+		wake = wake || st.pk != sub.streamPK || st.version > sub.d.readPos
+	}
+	sub.mu.Unlock()
+	if wake {
+		sub.wake()
+	}
+}
+
+// run is the subscription's life: take the lease, deliver until stopped or the lease is lost,
+// and start over after a loss.
+func (sub *subscription) run() {
+	defer close(sub.done)
+	defer sub.store.forget(sub)
+	if sub.prev != nil {
+		<-sub.prev.done
+	}
+	sub.store.poller.register(sub)
+	defer sub.store.poller.unregister(sub)
+	for {
+		g, ok := sub.acquire()
+		if !ok {
+			break
+		}
+		sub.begin(g)
+		if !sub.deliver() {
+			sub.release()
+			break
+		}
+		sub.end()
+		if !sub.opts.Transient && errors.Is(sub.refused(sub.ctx), ErrSubscriptionNotFound) {
+			sub.stop(ErrSubscriptionNotFound) // deleted by another process
+			break
+		}
+		sub.store.logger.Warn("subscription lease lost; delivery stopped, taking it again",
+			"stream", sub.stream, "subscription", sub.name, "epoch", g.epoch)
+	}
+	cause := context.Cause(sub.ctx)
+	sub.mu.Lock()
+	for len(sub.subscribers) > 0 {
+		sub.detach(sub.subscribers[0], cause)
+	}
+	sub.mu.Unlock()
+}
+
+// acquire waits until this process holds the lease (at once for a Transient subscription), or
+// the subscription stops.
+func (sub *subscription) acquire() (leaseGrant, bool) {
+	if sub.opts.Transient {
+		return leaseGrant{checkpoint: sub.start.checkpoint, streamPK: sub.start.streamPK}, sub.ctx.Err() == nil
+	}
+	k := sub.store.leases
+	k.want(sub.claim)
+	select {
+	case g := <-sub.claim.granted:
+		if sub.ctx.Err() == nil {
+			return g, true
+		}
+		k.drop(sub.claim)
+		_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK)
+		return leaseGrant{}, false
+	case <-sub.ctx.Done():
+		k.drop(sub.claim)
+		select {
+		case g := <-sub.claim.granted: // granted meanwhile
+			_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK)
+		default:
+		}
+		return leaseGrant{}, false
+	}
+}
+
+// begin starts delivery under a new lease, from its checkpoint.
+func (sub *subscription) begin(g leaseGrant) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.active, sub.leaseLost = true, false
+	sub.epoch, sub.deadline = g.epoch, g.deadline
+	if sub.opts.Transient {
+		sub.deadline = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	sub.streamPK, sub.pkChanged = g.streamPK, false
+	sub.d.reset(g.checkpoint)
+	sub.cp.reset(g.checkpoint)
+	sub.gen = sub.store.poller.deleteGen.Load()
+	for _, h := range sub.subscribers {
+		select {
+		case <-h.subscribed:
+		default:
+			close(h.subscribed)
+		}
+	}
+}
+
+// end forgets delivery state after the lease was lost: the next holder, maybe this process
+// again, delivers again from the checkpoint.
+func (sub *subscription) end() {
+	sub.store.leases.drop(sub.claim)
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.active = false
+	sub.d.reset(sub.d.readPos)
+}
+
+// leaseValid says whether this process may deliver now. Must hold mu.
+func (sub *subscription) leaseValid() bool {
+	return sub.active && !sub.leaseLost && time.Now().Before(sub.deadline)
+}
+
+// deliver runs the subscription while this process holds the lease. It returns true when the
+// lease was lost, false when the subscription stopped.
+func (sub *subscription) deliver() (lost bool) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if sub.ctx.Err() != nil {
+			return false
+		}
+		sub.mu.Lock()
+		valid, deadline := sub.leaseValid(), sub.deadline
+		sub.mu.Unlock()
+		if !valid {
+			return true
+		}
+		more, err := sub.fill()
+		if err != nil && sub.ctx.Err() == nil {
+			sub.store.logger.Warn("subscription read failed; retrying", "stream", sub.stream, "subscription", sub.name, "error", err)
+		}
+		sub.dispatch()
+		switch err := sub.checkpoint(sub.ctx, false); {
+		case err == nil:
+		case errors.Is(err, errLeaseLost):
+			return true
+		case errors.Is(err, ErrSubscriptionNotFound):
+			sub.stop(ErrSubscriptionNotFound)
+			return false
+		case sub.ctx.Err() == nil:
+			sub.store.logger.Warn("subscription checkpoint not written; retrying", "stream", sub.stream, "subscription", sub.name, "error", err)
+		}
+		if more && err == nil {
+			continue
+		}
+		// Wait for a wake-up (the poller, an ack, a new subscriber), the checkpoint timer, or the
+		// lease's deadline, whichever comes first.
+		sub.mu.Lock()
+		wait, ok := sub.cp.timer(time.Now())
+		sub.mu.Unlock()
+		untilDeadline := time.Until(deadline)
+		if !ok || untilDeadline < wait {
+			wait = untilDeadline
+		}
+		if err != nil {
+			wait = min(wait, sub.store.pollInterval)
+		}
+		if timer == nil {
+			timer = time.NewTimer(max(wait, 0))
+		} else {
+			timer.Reset(max(wait, 0))
+		}
+		select {
+		case <-sub.ctx.Done():
+			return false
+		case <-sub.wakeCh:
+		case <-timer.C:
+		}
+	}
+}
+
+// fill reads events into the queue while there is room. It reports whether a full read suggests
+// more events are waiting.
+func (sub *subscription) fill() (more bool, err error) {
+	sub.mu.Lock()
+	if gen := sub.store.poller.deleteGen.Load(); gen != sub.gen {
+		sub.d.dropQueue() // read again what was read before a delete
+		sub.gen = gen
+	}
+	queued, from, pk, epoch, gen := sub.d.queued(), sub.d.readPos, sub.streamPK, sub.epoch, sub.gen
+	sub.mu.Unlock()
+	room := sub.opts.MaxQueueSize - queued
+	if room <= 0 || queued > sub.opts.MaxQueueSize/2 {
+		return false, nil // enough queued: read again when it runs low
+	}
+	n := min(room, subscriptionReadPage)
+	events, readPK, err := sub.store.readAfter(sub.ctx, sub.stream, from, n)
+	if err != nil {
+		return false, err
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	switch {
+	case !sub.active || sub.epoch != epoch || sub.d.readPos != from || sub.streamPK != pk:
+		return true, nil // the lease or the position changed meanwhile: read again
+	case sub.store.poller.deleteGen.Load() != gen:
+		return true, nil // a delete committed meanwhile: read again
+	case sub.stream != AllStream && readPK != 0 && pk != 0 && readPK != pk:
+		// Hard deleted and re-created: a new stream, delivered from its first event. What was
+		// in flight belonged to the old one.
+		sub.d.reset(0)
+		sub.cp.reset(-1)
+		sub.streamPK, sub.pkChanged = readPK, true
+		return true, nil
+	case sub.stream != AllStream && pk == 0 && readPK != 0:
+		sub.streamPK, sub.pkChanged = readPK, true
+	}
+	if len(events) == 0 {
+		return false, nil
+	}
+	kept := events[:0]
+	for _, ev := range events {
+		if sub.opts.Selector != nil && !sub.opts.Selector(ev) {
+			continue
+		}
+		if sub.opts.Mapper != nil {
+			ev = sub.opts.Mapper(ev)
+		}
+		kept = append(kept, ev)
+	}
+	sub.cp.progress(len(events)-len(kept), time.Now())
+	sub.d.enqueue(kept, events[len(events)-1].EventNumber)
+	return len(events) == n, nil
+}
+
+// deliveryHook, when set (by tests), sees every batch handed to a subscriber, at that moment.
+var deliveryHook func(stream, name string, epoch int64, batch []RecordedEvent)
+
+// dispatch hands queued events to subscribers with room, while the lease is valid.
+func (sub *subscription) dispatch() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if !sub.leaseValid() || sub.store.poller.deleteGen.Load() != sub.gen {
+		return // a delete since the queue was read: fill reads it again first
+	}
+	for m, b := range sub.d.dispatch() {
+		if deliveryHook != nil {
+			deliveryHook(sub.stream, sub.name, sub.epoch, b)
+		}
+		select {
+		case m.events <- b:
+		default: // cannot happen: the dispatcher checked the channel has room
+			sub.store.logger.Error("subscriber channel full", "stream", sub.stream, "subscription", sub.name)
+		}
+	}
+}
+
+// checkpoint writes the safe position when the threshold, the interval or force says so, fenced
+// by the lease's epoch: errLeaseLost when another process took over, ErrSubscriptionNotFound
+// when the subscription was deleted.
+func (sub *subscription) checkpoint(ctx context.Context, force bool) error {
+	sub.mu.Lock()
+	pos := sub.d.safePosition()
+	if !sub.active || !sub.cp.due(pos, force || sub.pkChanged, time.Now()) {
+		sub.mu.Unlock()
+		return nil
+	}
+	n, epoch, pk := sub.cp.unwritten, sub.epoch, sub.streamPK
+	sub.mu.Unlock()
+	if !sub.opts.Transient {
+		rows, err := sub.store.q.WriteCheckpoint(ctx, sub.store.tmpl.Wrap(sub.store.db), db.WriteCheckpointParams{
+			LastSeen: pos, StreamPk: nullPK(pk), ID: sub.start.id, Epoch: epoch,
+		})
+		if err != nil {
+			return err
+		}
+		if rows == 0 {
+			return sub.refused(ctx)
+		}
+	}
+	sub.mu.Lock()
+	if sub.epoch == epoch {
+		sub.cp.wrote(pos, n)
+		if sub.streamPK == pk {
+			sub.pkChanged = false
+		}
+	}
+	sub.mu.Unlock()
+	return nil
+}
+
+// refused tells why a fenced write changed nothing.
+func (sub *subscription) refused(ctx context.Context) error {
+	if _, err := sub.store.q.SubscriptionEpoch(ctx, sub.store.tmpl.Wrap(sub.store.db), sub.start.id); errors.Is(err, sql.ErrNoRows) {
+		return ErrSubscriptionNotFound
+	}
+	return errLeaseLost
+}
+
+// release writes the last checkpoint and hands the lease back, on a clean stop.
+func (sub *subscription) release() {
+	sub.store.leases.drop(sub.claim)
+	sub.mu.Lock()
+	active := sub.active && !sub.leaseLost
+	pos, epoch, pk := sub.d.safePosition(), sub.epoch, sub.streamPK
+	if sub.cp.written > pos && !sub.pkChanged {
+		pos = sub.cp.written
+	}
+	sub.active = false
+	sub.mu.Unlock()
+	if !active || sub.opts.Transient {
+		return
+	}
+	ok, err := sub.store.leases.release(sub.store.hardCtx, sub.start.id, epoch, pos, pk)
+	switch {
+	case err != nil:
+		sub.store.logger.Warn("subscription cannot write its last checkpoint; its lease runs out on its own",
+			"stream", sub.stream, "subscription", sub.name, "error", err)
+	case !ok && !errors.Is(context.Cause(sub.ctx), ErrSubscriptionNotFound):
+		sub.store.logger.Warn("subscription's last checkpoint refused: another process holds it now",
+			"stream", sub.stream, "subscription", sub.name)
+	}
+}
