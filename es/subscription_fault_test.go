@@ -429,31 +429,41 @@ func terminateBackends(t *testing.T, db *sql.DB, query string, arg any, want int
 	}
 }
 
-// lockBackends selects the backends of connections named $1 that hold an advisory lock: those of
-// subscriptions.
-const lockBackends = `SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
-	WHERE a.application_name = $1 AND l.locktype = 'advisory' AND l.granted`
+// stealLease makes the subscription's lease look taken over by another process and already run
+// out again (as after a holder that was paused, or cut off from the database, past its lease):
+// its epoch moves on, so the holder's next checkpoint write or renewal is refused, and it takes
+// the lease again with a new epoch and delivers again from its checkpoint.
+func stealLease(t *testing.T, store *es.Store, stream string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		res, err := estest.DB(t).ExecContext(t.Context(), `UPDATE `+store.Schema()+`.subscriptions
+			SET epoch = epoch + 1, holder = 'intruder', lease_expires_at = now()
+			WHERE stream_name = $1 AND subscription_name = $2`, stream, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("steal lease of %s/%s: %d rows", stream, name, n)
+		}
+	}
+}
+
+// leaseFaultStores returns a writer store and, on the same schema, a subscriber store standing
+// for another process, whose leases are short and renewed often, so a stolen lease is noticed
+// soon even without a checkpoint write.
+func leaseFaultStores(t *testing.T, poll time.Duration) (writer, store *es.Store) {
+	t.Helper()
+	writer = estest.NewStore(t, nil)
+	store = subscriberStore(t, estest.DB(t), writer.Schema(), es.Config{
+		ListenDSN: estest.DSN(t), SubscriptionPollInterval: poll,
+		LeaseDuration: time.Second, LeaseRenewInterval: 50 * time.Millisecond,
+	})
+	return writer, store
+}
 
 // subscriberStore opens a second Store on store's schema that stands for another process: it
 // learns of the writers' appends only through NOTIFY (or its poll), since its own sequencer,
 // which would wake its subscriptions in-process, practically never runs.
-// lockFaultStores returns a writer store and, on the same schema, a subscriber store whose
-// connections carry their own application name (returned), so a test can terminate exactly them.
-func lockFaultStores(t *testing.T, prefix string, poll time.Duration) (writer, store *es.Store, app string) {
-	t.Helper()
-	writer = estest.NewStore(t, nil)
-	app = randomName(prefix)
-	db, err := sql.Open(estest.Driver(), withApplicationName(t, estest.DSN(t), app))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	store = subscriberStore(t, db, writer.Schema(), es.Config{
-		ListenDSN: estest.DSN(t), ListenApplicationName: app, SubscriptionPollInterval: poll,
-	})
-	return writer, store, app
-}
-
 func subscriberStore(t *testing.T, db *sql.DB, schema string, cfg es.Config) *es.Store {
 	t.Helper()
 	cfg.Schema = schema
@@ -898,17 +908,16 @@ func withApplicationName(t *testing.T, dsn, name string) string {
 	return dsn + " application_name=" + name
 }
 
-// 6. The connection holding a subscription's advisory lock is terminated (as an idle-session
-// timeout, a pooler or an operator would), three times, while writers append. The subscription
-// notices when it next writes its checkpoint, takes the lock again at once and redelivers from
-// its checkpoint, while batches delivered before the loss still wait in the subscribers'
-// channels: the consumers here do some work after each acknowledgement before they receive
-// again.
-func TestFaultLockConnectionTerminated(t *testing.T) {
+// 6. A subscription's lease is taken over (and left to run out) three times while writers
+// append. The subscription notices when it next writes its checkpoint or renews, takes the
+// lease again with a new epoch and redelivers from its checkpoint, while batches delivered
+// before the loss still wait in the subscribers' channels: the consumers here do some work
+// after each acknowledgement before they receive again.
+func TestFaultLeaseTakenOver(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store, app := lockFaultStores(t, "es-fault-lock-", time.Hour)
+	writer, store := leaseFaultStores(t, time.Hour)
 
 	// Two subscriptions of one stream, with one and three events in flight, whose consumers
 	// work after each acknowledgement, and are slower than the writers.
@@ -930,7 +939,7 @@ func TestFaultLockConnectionTerminated(t *testing.T) {
 	for range 3 {
 		target := progress() + 15
 		waitFor(t, state, func() bool { return progress() >= target })
-		terminateBackends(t, estest.DB(t), lockBackends, app, 2)
+		stealLease(t, writer, "s-0", "lock-1", "lock-3")
 	}
 	target := progress() + 15
 	waitFor(t, state, func() bool { return progress() >= target })
@@ -941,16 +950,16 @@ func TestFaultLockConnectionTerminated(t *testing.T) {
 	}
 }
 
-// 7. The lock's connection is terminated while the subscriber holds a batch it has not
-// acknowledged yet: the subscription notices (by its poll's ping), takes the lock again and
-// redelivers that batch, which waits in the channel; the subscriber's acknowledgement of the batch
+// 7. The lease is taken over while the subscriber holds a batch it has not acknowledged yet:
+// the subscription notices (by its renewal), takes the lease again and redelivers that batch,
+// which waits in the channel; the subscriber's acknowledgement of the batch
 // it holds then acknowledges the redelivered copy. The next batch must still reach the
 // subscriber, after the copy. Writers append throughout.
-func TestFaultLockLostWhileBatchHeld(t *testing.T) {
+func TestFaultLeaseLostWhileBatchHeld(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store, app := lockFaultStores(t, "es-fault-held-", 20*time.Millisecond /* its ping notices the lost lock */)
+	writer, store := leaseFaultStores(t, 20*time.Millisecond)
 	sub, err := store.SubscribeToStream(ctx, "s-0", "held", &es.SubscriptionOptions{RetryInterval: 20 * time.Millisecond}) // one in flight
 	is.NoErr(err)
 	subscribed(t, sub)
@@ -972,7 +981,7 @@ func TestFaultLockLostWhileBatchHeld(t *testing.T) {
 		tr.add(held...)
 		// Everything before it is checkpointed: the redelivery starts with it.
 		checkpointReaches(t, writer, "s-0", "held", held[0].EventNumber-1)
-		terminateBackends(t, estest.DB(t), lockBackends, app, 1)
+		stealLease(t, writer, "s-0", "held")
 		waitFor(t, func() string { return "the held batch redelivered" }, func() bool { return len(sub.Events()) == 1 })
 		is.NoErr(sub.Ack(held...)) // acknowledges the redelivered copy
 		// The subscription writes the checkpoint after it has dispatched what the ack made room
@@ -987,17 +996,17 @@ func TestFaultLockLostWhileBatchHeld(t *testing.T) {
 	stop()
 }
 
-// 8. The lock's connection is terminated while a subscriber with two events in flight, in two
-// batches, holds the first and the second waits in its channel. Its ack of the first finds the
-// loss (the checkpoint write fails); the redelivery brings both events again in one batch, behind
+// 8. The lease is taken over while a subscriber with two events in flight, in two batches,
+// holds the first and the second waits in its channel. Its ack of the first finds the loss (the
+// checkpoint write is refused); the redelivery brings both events again in one batch, behind
 // the waiting one. The subscriber acks the waiting batch, which acknowledges the redelivered copy
 // of its event, then the redelivered batch, whose other event must not stay in flight forever.
 // Writers append to other streams throughout.
-func TestFaultLockLostAckSpansRedelivery(t *testing.T) {
+func TestFaultLeaseLostAckSpansRedelivery(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store, app := lockFaultStores(t, "es-fault-span-", time.Hour)
+	writer, store := leaseFaultStores(t, time.Hour)
 	const stream = "span" // the writers append to s-0 and s-1
 	sub, err := store.SubscribeToStream(ctx, stream, "span", &es.SubscriptionOptions{BufferSize: 2, RetryInterval: 20 * time.Millisecond})
 	is.NoErr(err)
@@ -1020,7 +1029,7 @@ func TestFaultLockLostAckSpansRedelivery(t *testing.T) {
 		appendOne()
 		waitFor(t, func() string { return "the second batch waiting" }, func() bool { return len(sub.Events()) == 1 })
 
-		terminateBackends(t, estest.DB(t), lockBackends, app, 1)
+		stealLease(t, writer, stream, "span")
 
 		is.NoErr(sub.Ack(first...)) // its checkpoint write fails: the lock is lost, and taken again
 		waitFor(t, func() string { return "the redelivery" }, func() bool { return len(sub.Events()) == 2 })
@@ -1042,7 +1051,7 @@ func TestFaultLockLostAckSpansRedelivery(t *testing.T) {
 
 // consumeThenWork is consume for a subscriber that works a while after each acknowledgement
 // before it receives again (so that batches wait in its channel); acknowledgements of events
-// delivered before a lock loss may fail with ErrUnexpectedAck.
+// delivered before a lease loss may fail with ErrUnexpectedAck.
 func consumeThenWork(t *testing.T, sub *es.Subscriber, tr *tracker, work time.Duration) {
 	stopCh, done := make(chan struct{}), make(chan struct{})
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Marker is the comment replaced by the quoted schema and a dot.
@@ -61,9 +62,10 @@ type Templater struct {
 }
 
 type stmtEntry struct {
-	once sync.Once
-	stmt *sql.Stmt
-	err  error
+	once  sync.Once
+	stmt  *sql.Stmt
+	err   error
+	ready atomic.Bool // stmt is prepared
 }
 
 // NewTemplater returns a Templater for a validated schema.
@@ -117,12 +119,27 @@ func (t *Templater) args(args []any) []any {
 func (t *Templater) stmt(ctx context.Context, query string) *sql.Stmt {
 	v, _ := t.stmts.LoadOrStore(query, &stmtEntry{})
 	e := v.(*stmtEntry)
-	e.once.Do(func() { e.stmt, e.err = t.db.PrepareContext(ctx, query) })
+	e.once.Do(func() {
+		e.stmt, e.err = t.db.PrepareContext(ctx, query)
+		e.ready.Store(e.err == nil)
+	})
 	if e.err != nil {
 		t.stmts.CompareAndDelete(query, e)
 		return nil
 	}
 	return e.stmt
+}
+
+// prepared returns the prepared statement of a placed query if the pool has one already, without
+// preparing it: preparing takes a pool connection of its own, which a caller's transaction on a
+// pool of one would wait for forever.
+func (t *Templater) prepared(query string) *sql.Stmt {
+	if v, ok := t.stmts.Load(query); ok {
+		if e := v.(*stmtEntry); e.ready.Load() {
+			return e.stmt
+		}
+	}
+	return nil
 }
 
 // Wrap returns a DBTX that rewrites every query before running it on inner.
@@ -202,7 +219,7 @@ type preparedTx struct {
 
 func (p preparedTx) bind(ctx context.Context, query string) (*sql.Stmt, string) {
 	q := p.t.Apply(query)
-	if st := p.t.stmt(ctx, q); st != nil {
+	if st := p.t.prepared(q); st != nil {
 		return p.tx.StmtContext(ctx, st), q
 	}
 	return nil, q
