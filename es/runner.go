@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-eventstore/eventstore/db"
@@ -339,7 +340,7 @@ func (sub *subscription) fill() (more bool, err error) {
 }
 
 // deliveryHook, when set (by tests), sees every batch handed to a subscriber, at that moment.
-var deliveryHook func(stream, name string, epoch int64, batch []RecordedEvent)
+var deliveryHook atomic.Pointer[func(stream, name string, epoch int64, batch []RecordedEvent)]
 
 // dispatch hands queued events to subscribers with room, while the lease is valid.
 func (sub *subscription) dispatch() {
@@ -349,8 +350,8 @@ func (sub *subscription) dispatch() {
 		return // a delete since the queue was read: fill reads it again first
 	}
 	for m, b := range sub.d.dispatch() {
-		if deliveryHook != nil {
-			deliveryHook(sub.stream, sub.name, sub.epoch, b)
+		if hook := deliveryHook.Load(); hook != nil {
+			(*hook)(sub.stream, sub.name, sub.epoch, b)
 		}
 		select {
 		case m.events <- b:
