@@ -31,8 +31,9 @@ func ExampleStore_SubscribeToAll() {
 		for _, ev := range batch {
 			fmt.Println(ev.EventNumber, ev.StreamID, ev.Data)
 		}
-		// Acknowledge once processed: the checkpoint moves past acknowledged events only.
-		if err := sub.Ack(batch...); err != nil {
+		// Acknowledge once processed: acking the batch's last event acks the batch, and the
+		// checkpoint moves past acknowledged events only.
+		if err := sub.Ack(batch[len(batch)-1]); err != nil {
 			panic(err)
 		}
 		if seen += len(batch); seen == 3 {
