@@ -220,5 +220,3 @@ func Redacted(dsn string) string {
 	}
 	return fmt.Sprintf("%s@%s/%s", cfg.User, host, cfg.Database)
 }
-
-
