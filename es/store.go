@@ -84,7 +84,9 @@ type Store struct {
 }
 
 // New returns a Store on the given schema, which must already be migrated (see package goose or
-// cmd/es-migrate), and starts its background $all sequencer.
+// cmd/es-migrate), and starts its background $all sequencer. It reads the schema's migration
+// version first: a schema that holds no event store, or is behind or ahead of this library, is
+// ErrSchemaVersion, with the command to run.
 func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if database == nil {
 		return nil, opError("new store", "", errors.Join(ErrInvalidArgument, errors.New("nil *sql.DB")))
@@ -99,6 +101,9 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	tmpl, err := sqltmpl.NewTemplater(c.Schema)
 	if err != nil {
 		return nil, opError("new store", "", errors.Join(ErrInvalidArgument, err))
+	}
+	if err := checkSchemaVersion(database, c.Schema); err != nil {
+		return nil, opError("new store", "", err)
 	}
 	if !c.DisablePreparedStatements {
 		tmpl.Prepare(database)

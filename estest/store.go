@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 // Drivers are the database/sql drivers the suite runs under.
@@ -151,22 +151,29 @@ func DB(tb testing.TB) *sql.DB {
 	return db
 }
 
-// NewSchema creates and migrates a fresh schema, dropped when the test ends.
-func NewSchema(tb testing.TB) string {
+// NewSchemaName returns the name of a schema that does not exist yet, dropped (with everything
+// in it) when the test ends if something created it.
+func NewSchemaName(tb testing.TB) string {
 	tb.Helper()
 	db := DB(tb)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	name := "t_" + hex.EncodeToString(b[:])
-	ctx := context.WithoutCancel(tb.Context())
-	if _, err := goose.Up(ctx, db, name); err != nil {
-		tb.Fatalf("estest: migrate schema %s: %v", name, err)
-	}
 	tb.Cleanup(func() {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA %q CASCADE`, name)); err != nil {
+		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+pgident.Quote(name)+" CASCADE"); err != nil {
 			tb.Logf("estest: drop schema %s: %v", name, err)
 		}
 	})
+	return name
+}
+
+// NewSchema creates and migrates a fresh schema, dropped when the test ends.
+func NewSchema(tb testing.TB) string {
+	tb.Helper()
+	name := NewSchemaName(tb)
+	if _, err := goose.Up(context.WithoutCancel(tb.Context()), DB(tb), name); err != nil {
+		tb.Fatalf("estest: migrate schema %s: %v", name, err)
+	}
 	return name
 }
 

@@ -247,9 +247,11 @@ func Version(ctx context.Context, db sqltmpl.DBTX, schemaName string) (current, 
 	if len(ms) > 0 {
 		latest = ms[len(ms)-1].Version
 	}
+	// No query parameters: the simple query protocol, one round trip with either driver, also
+	// through PgBouncer in transaction mode. The names are validated plain identifiers.
 	table := pgident.QuoteQualified(schemaName, VersionTable)
 	var exists bool
-	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass('"+table+"') IS NOT NULL").Scan(&exists); err != nil {
 		return 0, latest, fmt.Errorf("goose: read the migration version of schema %s: %w", schemaName, err)
 	}
 	if !exists {
