@@ -50,9 +50,12 @@ type Config struct {
 	// SubscriptionPollInterval is how often subscriptions read for new events without having been
 	// woken, the fallback for lost notifications. Defaults to 1s.
 	SubscriptionPollInterval time.Duration
-	// DisablePreparedStatements runs every query unprepared, for connection poolers that cannot
-	// keep prepared statements (PgBouncer in transaction mode). Defaults to false: queries run as
-	// prepared statements, which saves lib/pq a round trip per query.
+	// DisablePreparedStatements runs every query in one round trip that leaves nothing prepared
+	// on the server, for connection poolers that hand each transaction to any server connection
+	// (PgBouncer in transaction mode): with pgx, on the unnamed statement; with lib/pq, with the
+	// parameters written into the query. It is the one setting such a pooler needs, for either
+	// driver. Defaults to false: queries run as prepared statements, which saves lib/pq a round
+	// trip per query and the server the planning.
 	DisablePreparedStatements bool
 }
 
@@ -107,6 +110,8 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	}
 	if !c.DisablePreparedStatements {
 		tmpl.Prepare(database)
+	} else {
+		tmpl.Unprepared(database)
 	}
 	if c.Serializer == nil {
 		c.Serializer = NewJSONSerializer()

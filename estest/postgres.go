@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -68,7 +67,7 @@ type Postgres struct {
 	logPath string
 	port    int // fixed once StartPostgres returns
 	args    []string
-	cred    *syscall.Credential // nil: run as the current user
+	cred    *credential // nil: run as the current user
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -104,6 +103,9 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 		defer cancel()
 	}
 	began := time.Now()
+	if errUnsupported != nil {
+		return nil, errUnsupported
+	}
 
 	bin, err := findBinDir(c.BinDir)
 	if err != nil {
@@ -199,14 +201,7 @@ func (p *Postgres) prepare(cmd *exec.Cmd) {
 	}
 	// English messages, so that the log can be matched ("Address already in use").
 	cmd.Env = append(env, "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: p.cred,
-		// Kill the child when the thread that started it exits; startChild keeps that thread
-		// alive for as long as the child runs, so this fires only when our process dies.
-		Pdeathsig: syscall.SIGKILL,
-		// Own process group: a terminal's Ctrl-C goes to the launcher, which decides.
-		Setpgid: true,
-	}
+	cmd.SysProcAttr = sysProcAttr(p.cred)
 }
 
 // startChild starts cmd from a goroutine locked to its OS thread, which then waits for the
@@ -568,30 +563,6 @@ func newestDebianBinDir() string {
 	return best
 }
 
-// runAsCredential returns the OS user to run initdb and postgres as: nil (ourselves) unless we
-// are root, which they refuse to run as.
-func runAsCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		if u, err = user.Lookup("nobody"); err != nil {
-			return nil, fmt.Errorf("estest: running as root, and there is no OS user postgres or "+
-				"nobody to run PostgreSQL as: %w", err)
-		}
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("estest: uid of OS user %s: %w", u.Username, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("estest: gid of OS user %s: %w", u.Username, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
-}
-
 // tempBase returns where to create the temporary directory: os.TempDir(), or /tmp if the unix
 // socket path would be too long there.
 func tempBase() string {
@@ -606,7 +577,7 @@ func tempBase() string {
 // removeStale removes the directories left in base by launchers whose process is gone, killing
 // their server first if it is still running. Directories are only touched if they belong to the
 // user the servers run as.
-func removeStale(base string, cred *syscall.Credential, log *slog.Logger) {
+func removeStale(base string, cred *credential, log *slog.Logger) {
 	uid := uint32(os.Geteuid())
 	if cred != nil {
 		uid = cred.Uid
@@ -617,7 +588,7 @@ func removeStale(base string, cred *syscall.Credential, log *slog.Logger) {
 		if err != nil || !fi.IsDir() {
 			continue
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
+		if owner, ok := fileOwner(fi); !ok || owner != uid {
 			continue
 		}
 		owner, err := readPID(filepath.Join(dir, ownerFile))
@@ -654,7 +625,7 @@ func killLeftover(dir string, log *slog.Logger) {
 			return
 		}
 		log.Info("estest: stopping leftover postgres", "pid", pid, "dir", dir, "signal", sig)
-		if err := syscall.Kill(pid, sig); err != nil {
+		if err := signalPID(pid, sig); err != nil {
 			log.Warn("estest: signal leftover postgres", "pid", pid, "err", err)
 			return
 		}
@@ -688,25 +659,6 @@ func readPID(path string) (int, error) {
 		return 0, fmt.Errorf("bad pid in %s: %q", path, line)
 	}
 	return pid, nil
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist) // no /proc: trust kill
-	}
-	// "pid (comm) S ...": the state follows the last ')'.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago. It prefers ports outside

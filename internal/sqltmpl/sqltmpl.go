@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Marker is the comment replaced by the quoted schema and a dot.
@@ -58,6 +60,9 @@ type Templater struct {
 	db    *sql.DB
 	pgx   bool     // db runs on pgx: pass arrays as native slices
 	stmts sync.Map // placed query -> *stmtEntry
+
+	// unprepared: nothing may outlive one round trip on a server connection (see Unprepared).
+	unprepared bool
 }
 
 type stmtEntry struct {
@@ -80,6 +85,18 @@ func (t *Templater) Schema() string { return t.schema }
 // Prepare makes queries run through db, directly or in its transactions, use prepared statements.
 // Call it before any Wrap.
 func (t *Templater) Prepare(db *sql.DB) { t.db, t.pgx = db, isPgx(db) }
+
+// Unprepared makes every query run through db (directly or in any transaction) in a single
+// round trip that leaves nothing prepared on the server, as PgBouncer in transaction mode needs,
+// where consecutive messages of one client may reach different server connections:
+//   - on pgx, queries run in pgx's QueryExecModeCacheDescribe: parse, bind and execute in one
+//     message batch on the unnamed statement (pgx's default mode prepares named statements);
+//   - on lib/pq (and any other driver), parameters are written into the query as literals
+//     (Inline), so it runs with the simple query protocol (lib/pq's extended protocol parses in
+//     one round trip and binds in the next).
+//
+// Call it instead of Prepare, before any Wrap.
+func (t *Templater) Unprepared(db *sql.DB) { t.pgx, t.unprepared = isPgx(db), true }
 
 // Close closes the prepared statements.
 func (t *Templater) Close() error {
@@ -110,6 +127,15 @@ func (t *Templater) args(args []any) []any {
 		return nativeArrays(args)
 	}
 	return args
+}
+
+// unpreparedQuery returns query and args as they run in Unprepared mode.
+func (t *Templater) unpreparedQuery(query string, args []any) (string, []any, error) {
+	if t.pgx {
+		return query, append([]any{pgx.QueryExecModeCacheDescribe}, nativeArrays(args)...), nil
+	}
+	q, err := Inline(query, args)
+	return q, nil, err
 }
 
 // stmt returns the prepared statement of a placed query, or nil when it cannot be prepared now
@@ -146,7 +172,15 @@ type wrapped struct {
 }
 
 func (w wrapped) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return w.inner.ExecContext(ctx, w.t.Apply(query), args...)
+	query = w.t.Apply(query)
+	if w.t.unprepared {
+		q, a, err := w.t.unpreparedQuery(query, args)
+		if err != nil {
+			return nil, err
+		}
+		query, args = q, a
+	}
+	return w.inner.ExecContext(ctx, query, args...)
 }
 
 func (w wrapped) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -154,11 +188,27 @@ func (w wrapped) PrepareContext(ctx context.Context, query string) (*sql.Stmt, e
 }
 
 func (w wrapped) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return w.inner.QueryContext(ctx, w.t.Apply(query), args...)
+	query = w.t.Apply(query)
+	if w.t.unprepared {
+		q, a, err := w.t.unpreparedQuery(query, args)
+		if err != nil {
+			return nil, err
+		}
+		query, args = q, a
+	}
+	return w.inner.QueryContext(ctx, query, args...)
 }
 
 func (w wrapped) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return w.inner.QueryRowContext(ctx, w.t.Apply(query), args...)
+	query = w.t.Apply(query)
+	if w.t.unprepared {
+		// A *sql.Row cannot carry an error of ours: on a value Inline cannot write (none of the
+		// store's), the driver gets the parameters and reports what goes wrong.
+		if q, a, err := w.t.unpreparedQuery(query, args); err == nil {
+			query, args = q, a
+		}
+	}
+	return w.inner.QueryRowContext(ctx, query, args...)
 }
 
 // preparedDB runs queries as the pool's prepared statements (database/sql prepares each on a
