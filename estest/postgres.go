@@ -191,8 +191,11 @@ func (p *Postgres) initdb(ctx context.Context, durable bool) error {
 
 // prepare sets what initdb and postgres share: the OS user, the working directory, the
 // environment, and the parent-death signal.
-func (p *Postgres) prepare(cmd *exec.Cmd) {
-	cmd.Dir = p.dir
+func (p *Postgres) prepare(cmd *exec.Cmd) { prepareCmd(cmd, p.dir, p.cred) }
+
+// prepareCmd runs cmd in dir as cred, with English messages, and killed if our process dies.
+func prepareCmd(cmd *exec.Cmd, dir string, cred *credential) {
+	cmd.Dir = dir
 	env := make([]string, 0, len(os.Environ())+1)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LC_ALL=") {
@@ -201,7 +204,7 @@ func (p *Postgres) prepare(cmd *exec.Cmd) {
 	}
 	// English messages, so that the log can be matched ("Address already in use").
 	cmd.Env = append(env, "LC_ALL=C")
-	cmd.SysProcAttr = sysProcAttr(p.cred)
+	cmd.SysProcAttr = sysProcAttr(cred)
 }
 
 // startChild starts cmd from a goroutine locked to its OS thread, which then waits for the

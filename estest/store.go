@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgdsn"
 	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
@@ -40,6 +41,9 @@ var (
 	dsn      string
 	dbs      = map[string]*sql.DB{}
 	startErr error
+
+	bouncer    *PgBouncer
+	bouncerErr error
 )
 
 func envOr(name, def string) string {
@@ -81,6 +85,10 @@ func shutdown() {
 		_ = db.Close()
 	}
 	dbs = map[string]*sql.DB{}
+	if bouncer != nil {
+		_ = bouncer.Stop()
+		bouncer = nil
+	}
 	if server != nil {
 		_ = server.Stop()
 		server = nil
@@ -120,6 +128,28 @@ func SharedDSN() (string, error) {
 		}
 	}
 	return dsn, startErr
+}
+
+// PgBouncerDSN returns a URL connecting through a PgBouncer in transaction mode to the test
+// database: a PgBouncer started (see StartPgBouncer) in front of the test server on first use,
+// shared by the package's tests and stopped when Main returns. It fails the test if PgBouncer
+// cannot start, saying how to install it.
+func PgBouncerDSN(tb testing.TB) string {
+	tb.Helper()
+	target := DSN(tb)
+	mu.Lock()
+	defer mu.Unlock()
+	if bouncer == nil && bouncerErr == nil {
+		bouncer, bouncerErr = StartPgBouncer(context.Background(), target, nil)
+	}
+	if bouncerErr != nil {
+		tb.Fatalf("estest: no PgBouncer: %v", bouncerErr)
+	}
+	database := "postgres"
+	if cfg, err := pgdsn.Parse(target); err == nil && cfg.Database != "" {
+		database = cfg.Database
+	}
+	return bouncer.DSN(database)
 }
 
 // Server returns the shared throwaway server, or nil when ES_TEST_DATABASE_URL is used. Fault
