@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -24,6 +23,9 @@ import (
 	"time"
 
 	_ "github.com/lib/pq" // registers driver "postgres", used to probe the server
+
+	"github.com/go-eventstore/eventstore/internal/pgdsn"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 const (
@@ -410,15 +412,7 @@ func (p *Postgres) SocketDSN(database string) string {
 		database = "postgres"
 	}
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable",
-		quoteKeyword(p.dir), p.port, quoteKeyword(database))
-}
-
-// quoteKeyword quotes a value of a keyword/value connection string if it needs it.
-func quoteKeyword(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n\r\f\v'\\") {
-		return s
-	}
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+		pgdsn.QuoteValue(p.dir), p.port, pgdsn.QuoteValue(database))
 }
 
 // Port returns the TCP port the server listens on, on 127.0.0.1; Restart keeps it.
@@ -466,21 +460,19 @@ func (p *Postgres) Restart(ctx context.Context) error {
 	return nil
 }
 
-var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// CreateDatabase creates the database name, which must be an identifier of at most 63 ASCII
-// letters, digits and underscores, not starting with a digit. It is quoted, so case is kept.
+// CreateDatabase creates the database name: at most 63 ASCII letters, digits, underscores and
+// hyphens, starting with a letter or underscore (pgident.ValidateName). It is quoted, so case is
+// kept.
 func (p *Postgres) CreateDatabase(ctx context.Context, name string) error {
-	if !databaseName.MatchString(name) {
-		return fmt.Errorf("estest: invalid database name %q: want at most 63 letters, digits and "+
-			"underscores, not starting with a digit", name)
+	if err := pgident.ValidateName("database", name); err != nil {
+		return fmt.Errorf("estest: %w", err)
 	}
 	db, err := sql.Open("postgres", p.SocketDSN("postgres"))
 	if err != nil {
 		return fmt.Errorf("estest: create database %s: %w", name, err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pgident.Quote(name)); err != nil {
 		return fmt.Errorf("estest: create database %s: %w", name, err)
 	}
 	return nil

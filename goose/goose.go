@@ -25,6 +25,7 @@ import (
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/go-eventstore/eventstore/internal/pgerr"
 	"github.com/go-eventstore/eventstore/internal/pgident"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 	"github.com/go-eventstore/eventstore/schema"
@@ -88,7 +89,7 @@ func NewProvider(db *sql.DB, schemaName string, opts ...pgoose.ProviderOption) (
 	if db == nil {
 		return nil, errors.New("goose: nil *sql.DB")
 	}
-	if err := sqltmpl.ValidateSchema(schemaName); err != nil {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
 		return nil, fmt.Errorf("goose: %w", err)
 	}
 	migrations, err := Migrations()
@@ -149,10 +150,10 @@ func LockID(schemaName string) int64 {
 
 // EnsureSchema creates the schema if it does not exist. Concurrent creators are tolerated.
 func EnsureSchema(ctx context.Context, db *sql.DB, schemaName string) error {
-	if err := sqltmpl.ValidateSchema(schemaName); err != nil {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
 		return fmt.Errorf("goose: %w", err)
 	}
-	q := "CREATE SCHEMA IF NOT EXISTS " + sqltmpl.QuoteIdent(schemaName)
+	q := "CREATE SCHEMA IF NOT EXISTS " + pgident.Quote(schemaName)
 	var err error
 	for range 3 {
 		// Two sessions creating the same schema at once can both pass IF NOT EXISTS; the loser gets
@@ -168,11 +169,7 @@ func EnsureSchema(ctx context.Context, db *sql.DB, schemaName string) error {
 }
 
 func isDuplicate(err error) bool {
-	var s interface{ SQLState() string }
-	if errors.As(err, &s) {
-		return s.SQLState() == "23505" || s.SQLState() == "42P06"
-	}
-	return false
+	return pgerr.Is(err, pgerr.UniqueViolation, pgerr.DuplicateSchema)
 }
 
 // Up creates the schema if needed and applies every pending migration. It is idempotent.
@@ -224,7 +221,7 @@ func Down(ctx context.Context, db *sql.DB, schemaName string) ([]*pgoose.Migrati
 
 // DropVersionTable drops schema's migrations table, if there is one.
 func DropVersionTable(ctx context.Context, db *sql.DB, schemaName string) error {
-	if err := sqltmpl.ValidateSchema(schemaName); err != nil {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
 		return fmt.Errorf("goose: %w", err)
 	}
 	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+pgident.QuoteQualified(schemaName, VersionTable)); err != nil {
@@ -237,7 +234,7 @@ func DropVersionTable(ctx context.Context, db *sql.DB, schemaName string) error 
 // event store) and the version of the newest embedded migration, what Up migrates to. It reads
 // one table and takes no lock, so a Store can check it at start.
 func Version(ctx context.Context, db sqltmpl.DBTX, schemaName string) (current, latest int64, err error) {
-	if err := sqltmpl.ValidateSchema(schemaName); err != nil {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
 		return 0, 0, fmt.Errorf("goose: %w", err)
 	}
 	ms, err := Migrations()

@@ -7,39 +7,20 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 // Marker is the comment replaced by the quoted schema and a dot.
 const Marker = "/* TEMPLATE: schema */"
 
-// ErrInvalidSchema is returned for a schema name that is not a plain identifier.
-var ErrInvalidSchema = errors.New("invalid schema name")
-
-var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-
-// ValidateSchema accepts plain lower-case identifiers of at most 63 bytes (Postgres' limit), so a
-// name means the same quoted or not and can also name a channel or a lock.
-func ValidateSchema(name string) error {
-	if len(name) > 63 || !plainIdent.MatchString(name) {
-		return fmt.Errorf("%w %q: use lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 bytes", ErrInvalidSchema, name)
-	}
-	return nil
-}
-
-// QuoteIdent quotes an identifier for SQL.
-func QuoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-}
-
 // Apply replaces every marker in query with the quoted schema.
 func Apply(query, schema string) string {
-	return strings.ReplaceAll(query, Marker, QuoteIdent(schema)+".")
+	return strings.ReplaceAll(query, Marker, pgident.Quote(schema)+".")
 }
 
 // DBTX is what sqlc's generated code runs on: *sql.DB, *sql.Conn and *sql.Tx all satisfy it.
@@ -73,7 +54,7 @@ type stmtEntry struct {
 
 // NewTemplater returns a Templater for a validated schema.
 func NewTemplater(schema string) (*Templater, error) {
-	if err := ValidateSchema(schema); err != nil {
+	if err := pgident.ValidateSchema(schema); err != nil {
 		return nil, err
 	}
 	return &Templater{schema: schema}, nil

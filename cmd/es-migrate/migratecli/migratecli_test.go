@@ -16,6 +16,7 @@ import (
 	"github.com/go-eventstore/eventstore/estest"
 	"github.com/go-eventstore/eventstore/goose"
 	"github.com/go-eventstore/eventstore/internal/pgdsn"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
@@ -199,7 +200,7 @@ func TestCreateDatabaseNameKeepsCase(t *testing.T) {
 	is := is.New(t)
 	name := "Mc_" + randomName("Case-")
 	t.Cleanup(func() {
-		_, _ = estest.DB(t).ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+sqltmpl.QuoteIdent(name))
+		_, _ = estest.DB(t).ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+pgident.Quote(name))
 	})
 	dsn := testDSN(t, name)
 	expect(t, cli(t, "--database-url", dsn, "create"), ExitOK, "created database")
