@@ -267,17 +267,4 @@ func (b *PgBouncer) Stop() error {
 }
 
 // kill stops PgBouncer: SIGTERM (immediate shutdown), then SIGKILL after killTimeout.
-func (b *PgBouncer) kill() {
-	proc := b.proc
-	if proc == nil {
-		return
-	}
-	_ = proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-proc.exited:
-		return
-	case <-time.After(killTimeout):
-	}
-	_ = proc.cmd.Process.Kill()
-	<-proc.exited
-}
+func (b *PgBouncer) kill() { b.proc.stop(syscall.SIGTERM) }

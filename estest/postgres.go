@@ -372,19 +372,22 @@ func (p *Postgres) stop() error {
 // kill stops the server, if running, with an immediate shutdown (SIGQUIT: no checkpoint, but
 // the postmaster ends its backends before it exits, so none linger), or kills it (SIGKILL) if
 // that takes longer than killTimeout, and waits for it.
-func (p *Postgres) kill() {
-	srv := p.srv
-	if srv == nil {
+func (p *Postgres) kill() { p.srv.stop(syscall.SIGQUIT) }
+
+// stop sends sig to the process, if started, and waits for it to exit, killing it (SIGKILL) if
+// that takes longer than killTimeout.
+func (ch *child) stop(sig syscall.Signal) {
+	if ch == nil {
 		return
 	}
-	_ = srv.cmd.Process.Signal(syscall.SIGQUIT)
+	_ = ch.cmd.Process.Signal(sig)
 	select {
-	case <-srv.exited:
+	case <-ch.exited:
 		return
 	case <-time.After(killTimeout):
 	}
-	_ = srv.cmd.Process.Kill()
-	<-srv.exited
+	_ = ch.cmd.Process.Kill()
+	<-ch.exited
 }
 
 // DSN returns a URL connecting over TCP to database as the superuser "postgres", for example

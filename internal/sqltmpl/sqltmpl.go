@@ -152,14 +152,19 @@ type wrapped struct {
 	inner DBTX
 }
 
-func (w wrapped) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// place returns query placed into the schema, and with args as the mode runs them.
+func (w wrapped) place(query string, args []any) (string, []any, error) {
 	query = w.t.Apply(query)
-	if w.t.unprepared {
-		q, a, err := w.t.unpreparedQuery(query, args)
-		if err != nil {
-			return nil, err
-		}
-		query, args = q, a
+	if !w.t.unprepared {
+		return query, args, nil
+	}
+	return w.t.unpreparedQuery(query, args)
+}
+
+func (w wrapped) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	query, args, err := w.place(query, args)
+	if err != nil {
+		return nil, err
 	}
 	return w.inner.ExecContext(ctx, query, args...)
 }
@@ -169,27 +174,20 @@ func (w wrapped) PrepareContext(ctx context.Context, query string) (*sql.Stmt, e
 }
 
 func (w wrapped) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	query = w.t.Apply(query)
-	if w.t.unprepared {
-		q, a, err := w.t.unpreparedQuery(query, args)
-		if err != nil {
-			return nil, err
-		}
-		query, args = q, a
+	query, args, err := w.place(query, args)
+	if err != nil {
+		return nil, err
 	}
 	return w.inner.QueryContext(ctx, query, args...)
 }
 
 func (w wrapped) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	query = w.t.Apply(query)
-	if w.t.unprepared {
-		// A *sql.Row cannot carry an error of ours: on a value Inline cannot write (none of the
-		// store's), the driver gets the parameters and reports what goes wrong.
-		if q, a, err := w.t.unpreparedQuery(query, args); err == nil {
-			query, args = q, a
-		}
+	// A *sql.Row cannot carry an error of ours: on a value Inline cannot write (none of the
+	// store's), the driver gets the parameters as they were and reports what goes wrong.
+	if q, a, err := w.place(query, args); err == nil {
+		return w.inner.QueryRowContext(ctx, q, a...)
 	}
-	return w.inner.QueryRowContext(ctx, query, args...)
+	return w.inner.QueryRowContext(ctx, w.t.Apply(query), args...)
 }
 
 // preparedDB runs queries as the pool's prepared statements (database/sql prepares each on a
