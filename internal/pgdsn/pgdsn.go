@@ -204,19 +204,3 @@ func QuoteValue(v string) string {
 	}
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
-
-// Redacted returns a short description of where dsn connects, for messages: user@host:port/db,
-// without the password. It returns "" if dsn does not parse.
-func Redacted(dsn string) string {
-	cfg, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		return ""
-	}
-	host := cfg.Host
-	if !isSocketDir(host) {
-		host = fmt.Sprintf("%s:%d", host, cfg.Port)
-	} else {
-		host = fmt.Sprintf("%s (port %d)", host, cfg.Port)
-	}
-	return fmt.Sprintf("%s@%s/%s", cfg.User, host, cfg.Database)
-}

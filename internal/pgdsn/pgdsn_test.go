@@ -116,5 +116,4 @@ func TestSetAndDatabase(t *testing.T) {
 	db, err := Database("host=h")
 	is.NoErr(err)
 	is.Equal(db, "fromenv")
-	is.Equal(Redacted("postgres://u:secret@h:1/a"), "u@h:1/a")
 }
