@@ -54,6 +54,10 @@ type PostgresConfig struct {
 	// Settings are extra postgresql.conf settings, passed as -c name=value after (and so
 	// overriding) the launcher's own. Defaults to none.
 	Settings map[string]string
+	// HBA are pg_hba.conf lines put before the launcher's own (which trust every local and
+	// loopback connection), for example "host all app 127.0.0.1/32 scram-sha-256" to make a
+	// role use a password. Defaults to none.
+	HBA []string
 	// Logger receives the launcher's progress and diagnostics. Defaults to discarding.
 	Logger *slog.Logger
 }
@@ -136,7 +140,7 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 		log:     log,
 	}
 	p.args = serverArgs(p.dataDir, dir, &c)
-	if err := p.setup(ctx, c.Durable); err != nil {
+	if err := p.setup(ctx, c.Durable, c.HBA); err != nil {
 		p.kill()
 		if rerr := removeAll(dir); rerr != nil {
 			log.Warn("estest: remove temporary directory", "dir", dir, "err", rerr)
@@ -149,7 +153,7 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 }
 
 // setup writes the owner file, runs initdb and starts the server.
-func (p *Postgres) setup(ctx context.Context, durable bool) error {
+func (p *Postgres) setup(ctx context.Context, durable bool, hba []string) error {
 	owner := strconv.Itoa(os.Getpid()) + "\n"
 	if err := os.WriteFile(filepath.Join(p.dir, ownerFile), []byte(owner), 0o644); err != nil {
 		return fmt.Errorf("estest: write owner file: %w", err)
@@ -161,6 +165,16 @@ func (p *Postgres) setup(ctx context.Context, durable bool) error {
 	}
 	if err := p.initdb(ctx, durable); err != nil {
 		return err
+	}
+	if len(hba) > 0 {
+		path := filepath.Join(p.dataDir, "pg_hba.conf")
+		old, err := os.ReadFile(path)
+		if err == nil {
+			err = os.WriteFile(path, []byte(strings.Join(hba, "\n")+"\n"+string(old)), 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("estest: write pg_hba.conf: %w", err)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

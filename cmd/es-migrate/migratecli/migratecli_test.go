@@ -569,3 +569,35 @@ func TestEnvironment(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/nowhere?sslmode=disable")
 	expect(t, cli(t, "--database-url", estest.DSN(t), "--schema", schema, "status"), ExitOK, "up to date")
 }
+
+// TestPasswordErrors: a server that asks for a password and offers no TLS, reached with PG*
+// variables and no sslmode, as in the issue. A wrong password is reported as such (not as
+// "SSL is not enabled on the server"), with the fix; the right one connects.
+func TestPasswordErrors(t *testing.T) {
+	if estest.Server(t) == nil {
+		t.Skip("ES_TEST_DATABASE_URL is set: no throwaway server to configure")
+	}
+	ctx := t.Context()
+	pg, err := estest.StartPostgres(ctx, &estest.PostgresConfig{HBA: []string{"host all pw_user 127.0.0.1/32 scram-sha-256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	admin := openDB(t, pg.SocketDSN(""))
+	if _, err := admin.ExecContext(ctx, "CREATE ROLE pw_user LOGIN PASSWORD 'right'"); err != nil {
+		t.Fatal(err)
+	}
+	setenv(t, "DATABASE_URL", "")
+	setenv(t, "PGSSLMODE", "")
+	setenv(t, "PGPASSFILE", "/nonexistent")
+	t.Setenv("PGHOST", "127.0.0.1")
+	t.Setenv("PGPORT", fmt.Sprint(pg.Port()))
+	t.Setenv("PGUSER", "pw_user")
+	t.Setenv("PGDATABASE", "postgres")
+	t.Setenv("PGPASSWORD", "wrong")
+	expect(t, cli(t, "status"), ExitFailure, `password authentication failed for user "pw_user"`, "check the password")
+	t.Setenv("PGPASSWORD", "right")
+	expect(t, cli(t, "status"), ExitOK, "not initialised")
+	t.Setenv("PGDATABASE", "nothere")
+	expect(t, cli(t, "status"), ExitFailure, `database "nothere" does not exist`, "es-migrate create")
+}
