@@ -1,6 +1,6 @@
 // Package bench measures the event store against a raw-SQL baseline on the same PostgreSQL cluster,
 // with the same driver and the same concurrency, and reports both figures and their ratio
-// (DESIGN.md section 7). cmd/es-bench is its command line.
+// (docs/design.md, "Performance"). cmd/es-bench is its command line.
 //
 // Every workload runs in a fresh schema (migrated with package goose, named bench_<random>) that
 // also holds the baseline's table, raw_events; the schema is dropped when the workload ends. The

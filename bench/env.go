@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 // runner holds one Run's state.
@@ -199,7 +200,7 @@ func (r *runner) dropSchema(schema string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := r.envs[0].db.ExecContext(ctx, fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE", quoteIdent(schema))); err != nil {
+	if _, err := r.envs[0].db.ExecContext(ctx, fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE", pgident.Quote(schema))); err != nil {
 		r.progress("drop schema %s: %v", schema, err)
 	}
 }
@@ -213,8 +214,6 @@ func (r *runner) dropSchemas() {
 		r.dropSchema(s)
 	}
 }
-
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // vacuum runs VACUUM (ANALYZE) on every table of the fixture's schema, so that reads after a bulk
 // load find hint bits set and statistics current on both sides alike.
@@ -237,7 +236,7 @@ func (f *fixture) vacuum(ctx context.Context) error {
 		return err
 	}
 	for _, t := range tables {
-		if _, err := f.env.db.ExecContext(ctx, fmt.Sprintf("VACUUM (ANALYZE) %s.%s", quoteIdent(f.schema), quoteIdent(t))); err != nil {
+		if _, err := f.env.db.ExecContext(ctx, fmt.Sprintf("VACUUM (ANALYZE) %s.%s", pgident.Quote(f.schema), pgident.Quote(t))); err != nil {
 			return fmt.Errorf("vacuum %s: %w", t, err)
 		}
 	}

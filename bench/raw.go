@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/go-eventstore/eventstore/es"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 // payload is every event's data: ~160 bytes of compact JSON, stored as is by both sides.
@@ -68,7 +69,7 @@ func (t *rawTable) close() {
 // createRaw creates the baseline's tables in schema: raw_events, and raw_streams, the per-stream
 // version counter of the one-stream baseline.
 func createRaw(ctx context.Context, db *sql.DB, schema string) (*rawTable, error) {
-	s := quoteIdent(schema) + "."
+	s := pgident.Quote(schema) + "."
 	ddl := `CREATE TABLE ` + s + `raw_events (
     event_id       uuid        PRIMARY KEY,
     stream_name    text        NOT NULL,

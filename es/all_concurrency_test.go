@@ -17,7 +17,7 @@ import (
 	"github.com/go-eventstore/eventstore/estest"
 )
 
-// The $all invariants of DESIGN.md section 4 under real concurrency: writers inside and outside
+// The $all invariants of docs/design.md ("The $all stream") under real concurrency: writers inside and outside
 // callers' transactions, on their own and on shared streams, with random delays and rollbacks,
 // through two Stores on one schema (two sequencers, as two processes would run), while readers
 // tail $all. Positions are 1..N without gaps, each committed event appears exactly once, no

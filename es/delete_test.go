@@ -12,21 +12,13 @@ import (
 
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/estest"
+	"github.com/go-eventstore/eventstore/internal/pgerr"
 )
 
 // setupDelete returns a store with hard deletes enabled or not.
 func setupDelete(t *testing.T, hard bool) (*es.Store, context.Context, *is.I) {
 	t.Parallel()
 	return estest.NewStore(t, &es.Config{EnableHardDeletes: hard}), t.Context(), is.New(t)
-}
-
-// sqlStateOf returns the SQLSTATE of a driver error (lib/pq and pgx both implement SQLState).
-func sqlStateOf(err error) string {
-	var s interface{ SQLState() string }
-	if errors.As(err, &s) {
-		return s.SQLState()
-	}
-	return ""
 }
 
 func readAllOrigins(t *testing.T, store *es.Store) []string {
@@ -451,8 +443,8 @@ func TestDeleteTriggersRefuseDirectSQL(t *testing.T) {
 			t.Errorf("%s: succeeded", stmt)
 			continue
 		}
-		if sqlStateOf(err) != "23001" {
-			t.Errorf("%s: got %v (SQLSTATE %q), want restrict_violation", stmt, err, sqlStateOf(err))
+		if !pgerr.Is(err, pgerr.RestrictViolation) {
+			t.Errorf("%s: got %v (SQLSTATE %q), want restrict_violation", stmt, err, pgerr.Code(err))
 		}
 	}
 
@@ -498,7 +490,7 @@ func TestDeleteHardInTransactionThenSQLRefused(t *testing.T) {
 		_, err = tx.ExecContext(ctx, "SAVEPOINT before_sql")
 		is.NoErr(err)
 		_, err = tx.ExecContext(ctx, stmt)
-		if err == nil || sqlStateOf(err) != "23001" {
+		if !pgerr.Is(err, pgerr.RestrictViolation) {
 			t.Errorf("%s in the deleting transaction: got %v, want restrict_violation", stmt, err)
 		}
 		_, err = tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT before_sql")

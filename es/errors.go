@@ -3,6 +3,8 @@ package es
 import (
 	"errors"
 	"fmt"
+
+	"github.com/go-eventstore/eventstore/internal/pgerr"
 )
 
 // Sentinel errors. Every error the store returns wraps one of these, or a database or context
@@ -46,25 +48,16 @@ func invalid(op, stream, format string, args ...any) error {
 	return opError(op, stream, fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...)))
 }
 
-// sqlState reads the SQLSTATE of a driver error; lib/pq and pgx errors both implement it.
-func sqlState(err error) string {
-	var s interface{ SQLState() string }
-	if errors.As(err, &s) {
-		return s.SQLState()
-	}
-	return ""
-}
-
 // mapDBError turns driver errors into the store's sentinels where one applies. It is the one
 // place that interprets database errors.
 func mapDBError(op, stream string, err error) error {
 	if err == nil {
 		return nil
 	}
-	switch sqlState(err) {
-	case "23505": // unique_violation: an event id or a link that already exists
+	switch pgerr.Code(err) {
+	case pgerr.UniqueViolation: // an event id or a link that already exists
 		return opError(op, stream, fmt.Errorf("%w: %w", ErrDuplicateEvent, err))
-	case "23503": // foreign_key_violation: a link to an event deleted meanwhile
+	case pgerr.ForeignKeyViolation: // a link to an event deleted meanwhile
 		return opError(op, stream, fmt.Errorf("%w: %w", ErrEventNotFound, err))
 	}
 	return opError(op, stream, err)

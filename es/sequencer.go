@@ -8,8 +8,9 @@ import (
 	"github.com/go-eventstore/eventstore/db"
 )
 
-// sequencer gives committed appends their $all positions (DESIGN.md section 4). Appends never
-// touch a global row; passes serialize on the $all counter row, in this process and across all.
+// sequencer gives committed appends their $all positions (docs/design.md, "The $all stream").
+// Appends never touch a global row; passes serialize on the $all counter row, in this process and
+// across all.
 type sequencer struct {
 	s        *Store
 	wakeCh   chan struct{}

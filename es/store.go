@@ -64,9 +64,12 @@ type Config struct {
 	// LeaseRenewInterval is how often the store renews the leases it holds, all in one statement;
 	// at most half of LeaseDuration. Defaults to a third of LeaseDuration (2s by default).
 	LeaseRenewInterval time.Duration
-	// DisablePreparedStatements runs every query unprepared, for connection poolers that cannot
-	// keep prepared statements (PgBouncer in transaction mode). Defaults to false: queries run as
-	// prepared statements, which saves lib/pq a round trip per query.
+	// DisablePreparedStatements runs every query in one round trip that leaves nothing prepared
+	// on the server, for connection poolers that hand each transaction to any server connection
+	// (PgBouncer in transaction mode): with pgx, on the unnamed statement; with lib/pq, with the
+	// parameters written into the query. It is the one setting such a pooler needs, for either
+	// driver. Defaults to false: queries run as prepared statements, which saves lib/pq a round
+	// trip per query and the server the planning.
 	DisablePreparedStatements bool
 }
 
@@ -109,7 +112,9 @@ const DefaultSubscriptionPollInterval = time.Second
 const DefaultCloseTimeout = 10 * time.Second
 
 // New returns a Store on the given schema, which must already be migrated (see package goose or
-// cmd/es-migrate), and starts its background $all sequencer.
+// cmd/es-migrate), and starts its background $all sequencer. It reads the schema's migration
+// version first: a schema that holds no event store, or is behind or ahead of this library, is
+// ErrSchemaVersion, with the command to run.
 func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if database == nil {
 		return nil, opError("new store", "", errors.Join(ErrInvalidArgument, errors.New("nil *sql.DB")))
@@ -125,8 +130,13 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if err != nil {
 		return nil, opError("new store", "", errors.Join(ErrInvalidArgument, err))
 	}
+	if err := checkSchemaVersion(database, c.Schema); err != nil {
+		return nil, opError("new store", "", err)
+	}
 	if !c.DisablePreparedStatements {
 		tmpl.Prepare(database)
+	} else {
+		tmpl.Unprepared(database)
 	}
 	if c.Serializer == nil {
 		c.Serializer = NewJSONSerializer()

@@ -13,9 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -25,6 +23,9 @@ import (
 	"time"
 
 	_ "github.com/lib/pq" // registers driver "postgres", used to probe the server
+
+	"github.com/go-eventstore/eventstore/internal/pgdsn"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 const (
@@ -53,6 +54,10 @@ type PostgresConfig struct {
 	// Settings are extra postgresql.conf settings, passed as -c name=value after (and so
 	// overriding) the launcher's own. Defaults to none.
 	Settings map[string]string
+	// HBA are pg_hba.conf lines put before the launcher's own (which trust every local and
+	// loopback connection), for example "host all app 127.0.0.1/32 scram-sha-256" to make a
+	// role use a password. Defaults to none.
+	HBA []string
 	// Logger receives the launcher's progress and diagnostics. Defaults to discarding.
 	Logger *slog.Logger
 }
@@ -68,7 +73,7 @@ type Postgres struct {
 	logPath string
 	port    int // fixed once StartPostgres returns
 	args    []string
-	cred    *syscall.Credential // nil: run as the current user
+	cred    *credential // nil: run as the current user
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -104,6 +109,9 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 		defer cancel()
 	}
 	began := time.Now()
+	if errUnsupported != nil {
+		return nil, errUnsupported
+	}
 
 	bin, err := findBinDir(c.BinDir)
 	if err != nil {
@@ -132,7 +140,7 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 		log:     log,
 	}
 	p.args = serverArgs(p.dataDir, dir, &c)
-	if err := p.setup(ctx, c.Durable); err != nil {
+	if err := p.setup(ctx, c.Durable, c.HBA); err != nil {
 		p.kill()
 		if rerr := removeAll(dir); rerr != nil {
 			log.Warn("estest: remove temporary directory", "dir", dir, "err", rerr)
@@ -145,7 +153,7 @@ func StartPostgres(ctx context.Context, cfg *PostgresConfig) (*Postgres, error) 
 }
 
 // setup writes the owner file, runs initdb and starts the server.
-func (p *Postgres) setup(ctx context.Context, durable bool) error {
+func (p *Postgres) setup(ctx context.Context, durable bool, hba []string) error {
 	owner := strconv.Itoa(os.Getpid()) + "\n"
 	if err := os.WriteFile(filepath.Join(p.dir, ownerFile), []byte(owner), 0o644); err != nil {
 		return fmt.Errorf("estest: write owner file: %w", err)
@@ -157,6 +165,16 @@ func (p *Postgres) setup(ctx context.Context, durable bool) error {
 	}
 	if err := p.initdb(ctx, durable); err != nil {
 		return err
+	}
+	if len(hba) > 0 {
+		path := filepath.Join(p.dataDir, "pg_hba.conf")
+		old, err := os.ReadFile(path)
+		if err == nil {
+			err = os.WriteFile(path, []byte(strings.Join(hba, "\n")+"\n"+string(old)), 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("estest: write pg_hba.conf: %w", err)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -189,8 +207,11 @@ func (p *Postgres) initdb(ctx context.Context, durable bool) error {
 
 // prepare sets what initdb and postgres share: the OS user, the working directory, the
 // environment, and the parent-death signal.
-func (p *Postgres) prepare(cmd *exec.Cmd) {
-	cmd.Dir = p.dir
+func (p *Postgres) prepare(cmd *exec.Cmd) { prepareCmd(cmd, p.dir, p.cred) }
+
+// prepareCmd runs cmd in dir as cred, with English messages, and killed if our process dies.
+func prepareCmd(cmd *exec.Cmd, dir string, cred *credential) {
+	cmd.Dir = dir
 	env := make([]string, 0, len(os.Environ())+1)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LC_ALL=") {
@@ -199,14 +220,7 @@ func (p *Postgres) prepare(cmd *exec.Cmd) {
 	}
 	// English messages, so that the log can be matched ("Address already in use").
 	cmd.Env = append(env, "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: p.cred,
-		// Kill the child when the thread that started it exits; startChild keeps that thread
-		// alive for as long as the child runs, so this fires only when our process dies.
-		Pdeathsig: syscall.SIGKILL,
-		// Own process group: a terminal's Ctrl-C goes to the launcher, which decides.
-		Setpgid: true,
-	}
+	cmd.SysProcAttr = sysProcAttr(cred)
 }
 
 // startChild starts cmd from a goroutine locked to its OS thread, which then waits for the
@@ -372,19 +386,22 @@ func (p *Postgres) stop() error {
 // kill stops the server, if running, with an immediate shutdown (SIGQUIT: no checkpoint, but
 // the postmaster ends its backends before it exits, so none linger), or kills it (SIGKILL) if
 // that takes longer than killTimeout, and waits for it.
-func (p *Postgres) kill() {
-	srv := p.srv
-	if srv == nil {
+func (p *Postgres) kill() { p.srv.stop(syscall.SIGQUIT) }
+
+// stop sends sig to the process, if started, and waits for it to exit, killing it (SIGKILL) if
+// that takes longer than killTimeout.
+func (ch *child) stop(sig syscall.Signal) {
+	if ch == nil {
 		return
 	}
-	_ = srv.cmd.Process.Signal(syscall.SIGQUIT)
+	_ = ch.cmd.Process.Signal(sig)
 	select {
-	case <-srv.exited:
+	case <-ch.exited:
 		return
 	case <-time.After(killTimeout):
 	}
-	_ = srv.cmd.Process.Kill()
-	<-srv.exited
+	_ = ch.cmd.Process.Kill()
+	<-ch.exited
 }
 
 // DSN returns a URL connecting over TCP to database as the superuser "postgres", for example
@@ -412,15 +429,7 @@ func (p *Postgres) SocketDSN(database string) string {
 		database = "postgres"
 	}
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable",
-		quoteKeyword(p.dir), p.port, quoteKeyword(database))
-}
-
-// quoteKeyword quotes a value of a keyword/value connection string if it needs it.
-func quoteKeyword(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n\r\f\v'\\") {
-		return s
-	}
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+		pgdsn.QuoteValue(p.dir), p.port, pgdsn.QuoteValue(database))
 }
 
 // Port returns the TCP port the server listens on, on 127.0.0.1; Restart keeps it.
@@ -468,21 +477,19 @@ func (p *Postgres) Restart(ctx context.Context) error {
 	return nil
 }
 
-var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// CreateDatabase creates the database name, which must be an identifier of at most 63 ASCII
-// letters, digits and underscores, not starting with a digit. It is quoted, so case is kept.
+// CreateDatabase creates the database name: at most 63 ASCII letters, digits, underscores and
+// hyphens, starting with a letter or underscore (pgident.ValidateName). It is quoted, so case is
+// kept.
 func (p *Postgres) CreateDatabase(ctx context.Context, name string) error {
-	if !databaseName.MatchString(name) {
-		return fmt.Errorf("estest: invalid database name %q: want at most 63 letters, digits and "+
-			"underscores, not starting with a digit", name)
+	if err := pgident.ValidateName("database", name); err != nil {
+		return fmt.Errorf("estest: %w", err)
 	}
 	db, err := sql.Open("postgres", p.SocketDSN("postgres"))
 	if err != nil {
 		return fmt.Errorf("estest: create database %s: %w", name, err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pgident.Quote(name)); err != nil {
 		return fmt.Errorf("estest: create database %s: %w", name, err)
 	}
 	return nil
@@ -568,30 +575,6 @@ func newestDebianBinDir() string {
 	return best
 }
 
-// runAsCredential returns the OS user to run initdb and postgres as: nil (ourselves) unless we
-// are root, which they refuse to run as.
-func runAsCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		if u, err = user.Lookup("nobody"); err != nil {
-			return nil, fmt.Errorf("estest: running as root, and there is no OS user postgres or "+
-				"nobody to run PostgreSQL as: %w", err)
-		}
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("estest: uid of OS user %s: %w", u.Username, err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("estest: gid of OS user %s: %w", u.Username, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
-}
-
 // tempBase returns where to create the temporary directory: os.TempDir(), or /tmp if the unix
 // socket path would be too long there.
 func tempBase() string {
@@ -606,7 +589,7 @@ func tempBase() string {
 // removeStale removes the directories left in base by launchers whose process is gone, killing
 // their server first if it is still running. Directories are only touched if they belong to the
 // user the servers run as.
-func removeStale(base string, cred *syscall.Credential, log *slog.Logger) {
+func removeStale(base string, cred *credential, log *slog.Logger) {
 	uid := uint32(os.Geteuid())
 	if cred != nil {
 		uid = cred.Uid
@@ -617,7 +600,7 @@ func removeStale(base string, cred *syscall.Credential, log *slog.Logger) {
 		if err != nil || !fi.IsDir() {
 			continue
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
+		if owner, ok := fileOwner(fi); !ok || owner != uid {
 			continue
 		}
 		owner, err := readPID(filepath.Join(dir, ownerFile))
@@ -654,7 +637,7 @@ func killLeftover(dir string, log *slog.Logger) {
 			return
 		}
 		log.Info("estest: stopping leftover postgres", "pid", pid, "dir", dir, "signal", sig)
-		if err := syscall.Kill(pid, sig); err != nil {
+		if err := signalPID(pid, sig); err != nil {
 			log.Warn("estest: signal leftover postgres", "pid", pid, "err", err)
 			return
 		}
@@ -688,25 +671,6 @@ func readPID(path string) (int, error) {
 		return 0, fmt.Errorf("bad pid in %s: %q", path, line)
 	}
 	return pid, nil
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist) // no /proc: trust kill
-	}
-	// "pid (comm) S ...": the state follows the last ')'.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago. It prefers ports outside

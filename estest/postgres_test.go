@@ -368,5 +368,5 @@ func TestPostgresHelperProcess(t *testing.T) {
 	// Wait to be killed, but not forever.
 	time.Sleep(2 * time.Minute)
 	_ = p.Stop()
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	_ = signalPID(os.Getpid(), syscall.SIGKILL)
 }

@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -28,6 +27,8 @@ import (
 
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgdsn"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 // Drivers are the database/sql drivers the suite runs under.
@@ -40,6 +41,9 @@ var (
 	dsn      string
 	dbs      = map[string]*sql.DB{}
 	startErr error
+
+	bouncer    *PgBouncer
+	bouncerErr error
 )
 
 func envOr(name, def string) string {
@@ -81,6 +85,10 @@ func shutdown() {
 		_ = db.Close()
 	}
 	dbs = map[string]*sql.DB{}
+	if bouncer != nil {
+		_ = bouncer.Stop()
+		bouncer = nil
+	}
 	if server != nil {
 		_ = server.Stop()
 		server = nil
@@ -122,6 +130,28 @@ func SharedDSN() (string, error) {
 	return dsn, startErr
 }
 
+// PgBouncerDSN returns a URL connecting through a PgBouncer in transaction mode to the test
+// database: a PgBouncer started (see StartPgBouncer) in front of the test server on first use,
+// shared by the package's tests and stopped when Main returns. It fails the test if PgBouncer
+// cannot start, saying how to install it.
+func PgBouncerDSN(tb testing.TB) string {
+	tb.Helper()
+	target := DSN(tb)
+	mu.Lock()
+	defer mu.Unlock()
+	if bouncer == nil && bouncerErr == nil {
+		bouncer, bouncerErr = StartPgBouncer(context.Background(), target, nil)
+	}
+	if bouncerErr != nil {
+		tb.Fatalf("estest: no PgBouncer: %v", bouncerErr)
+	}
+	database := "postgres"
+	if cfg, err := pgdsn.Parse(target); err == nil && cfg.Database != "" {
+		database = cfg.Database
+	}
+	return bouncer.DSN(database)
+}
+
 // Server returns the shared throwaway server, or nil when ES_TEST_DATABASE_URL is used. Fault
 // tests use it to restart PostgreSQL.
 func Server(tb testing.TB) *Postgres {
@@ -151,22 +181,29 @@ func DB(tb testing.TB) *sql.DB {
 	return db
 }
 
-// NewSchema creates and migrates a fresh schema, dropped when the test ends.
-func NewSchema(tb testing.TB) string {
+// NewSchemaName returns the name of a schema that does not exist yet, dropped (with everything
+// in it) when the test ends if something created it.
+func NewSchemaName(tb testing.TB) string {
 	tb.Helper()
 	db := DB(tb)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	name := "t_" + hex.EncodeToString(b[:])
-	ctx := context.WithoutCancel(tb.Context())
-	if _, err := goose.Up(ctx, db, name); err != nil {
-		tb.Fatalf("estest: migrate schema %s: %v", name, err)
-	}
 	tb.Cleanup(func() {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf(`DROP SCHEMA %q CASCADE`, name)); err != nil {
+		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+pgident.Quote(name)+" CASCADE"); err != nil {
 			tb.Logf("estest: drop schema %s: %v", name, err)
 		}
 	})
+	return name
+}
+
+// NewSchema creates and migrates a fresh schema, dropped when the test ends.
+func NewSchema(tb testing.TB) string {
+	tb.Helper()
+	name := NewSchemaName(tb)
+	if _, err := goose.Up(context.WithoutCancel(tb.Context()), DB(tb), name); err != nil {
+		tb.Fatalf("estest: migrate schema %s: %v", name, err)
+	}
 	return name
 }
 

@@ -16,6 +16,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/go-eventstore/eventstore/internal/pgerr"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 	"github.com/go-eventstore/eventstore/schema"
 )
@@ -86,7 +89,7 @@ func NewProvider(db *sql.DB, schemaName string, opts ...pgoose.ProviderOption) (
 	if db == nil {
 		return nil, errors.New("goose: nil *sql.DB")
 	}
-	if err := sqltmpl.ValidateSchema(schemaName); err != nil {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
 		return nil, fmt.Errorf("goose: %w", err)
 	}
 	migrations, err := Migrations()
@@ -147,10 +150,10 @@ func LockID(schemaName string) int64 {
 
 // EnsureSchema creates the schema if it does not exist. Concurrent creators are tolerated.
 func EnsureSchema(ctx context.Context, db *sql.DB, schemaName string) error {
-	if err := sqltmpl.ValidateSchema(schemaName); err != nil {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
 		return fmt.Errorf("goose: %w", err)
 	}
-	q := "CREATE SCHEMA IF NOT EXISTS " + sqltmpl.QuoteIdent(schemaName)
+	q := "CREATE SCHEMA IF NOT EXISTS " + pgident.Quote(schemaName)
 	var err error
 	for range 3 {
 		// Two sessions creating the same schema at once can both pass IF NOT EXISTS; the loser gets
@@ -166,11 +169,7 @@ func EnsureSchema(ctx context.Context, db *sql.DB, schemaName string) error {
 }
 
 func isDuplicate(err error) bool {
-	var s interface{ SQLState() string }
-	if errors.As(err, &s) {
-		return s.SQLState() == "23505" || s.SQLState() == "42P06"
-	}
-	return false
+	return pgerr.Is(err, pgerr.UniqueViolation, pgerr.DuplicateSchema)
 }
 
 // Up creates the schema if needed and applies every pending migration. It is idempotent.
@@ -200,4 +199,102 @@ func Status(ctx context.Context, db *sql.DB, schemaName string) ([]*pgoose.Migra
 		return nil, fmt.Errorf("goose: status of schema %s: %w", schemaName, err)
 	}
 	return st, nil
+}
+
+// Down rolls back every applied migration of schema, newest first, under the same advisory lock
+// as Up, and returns what it rolled back. The down migrations drop exactly the objects the up
+// migrations created, with plain DROP (never CASCADE): an object of the application that depends
+// on one of them (a foreign key to the events table, a view) makes Down fail and roll back that
+// migration, and nothing of the application's is dropped. The migrations table is left in place,
+// empty; DropVersionTable removes it.
+func Down(ctx context.Context, db *sql.DB, schemaName string) ([]*pgoose.MigrationResult, error) {
+	p, err := NewProvider(db, schemaName)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.DownTo(ctx, 0)
+	if err != nil {
+		return res, fmt.Errorf("goose: roll back schema %s: %w", schemaName, err)
+	}
+	return res, nil
+}
+
+// DropVersionTable drops schema's migrations table, if there is one.
+func DropVersionTable(ctx context.Context, db *sql.DB, schemaName string) error {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
+		return fmt.Errorf("goose: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+pgident.QuoteQualified(schemaName, VersionTable)); err != nil {
+		return fmt.Errorf("goose: drop %s.%s: %w", schemaName, VersionTable, err)
+	}
+	return nil
+}
+
+// Version returns the schema's migration version (the highest applied, 0 when the schema holds no
+// event store) and the version of the newest embedded migration, what Up migrates to. It reads
+// one table and takes no lock, so a Store can check it at start.
+func Version(ctx context.Context, db sqltmpl.DBTX, schemaName string) (current, latest int64, err error) {
+	if err := pgident.ValidateSchema(schemaName); err != nil {
+		return 0, 0, fmt.Errorf("goose: %w", err)
+	}
+	ms, err := Migrations()
+	if err != nil {
+		return 0, 0, fmt.Errorf("goose: %w", err)
+	}
+	if len(ms) > 0 {
+		latest = ms[len(ms)-1].Version
+	}
+	// No query parameters: the simple query protocol, one round trip with either driver, also
+	// through PgBouncer in transaction mode. The names are validated plain identifiers.
+	table := pgident.QuoteQualified(schemaName, VersionTable)
+	var exists bool
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass('"+table+"') IS NOT NULL").Scan(&exists); err != nil {
+		return 0, latest, fmt.Errorf("goose: read the migration version of schema %s: %w", schemaName, err)
+	}
+	if !exists {
+		return 0, latest, nil
+	}
+	var v sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT max(version_id) FROM "+table).Scan(&v); err != nil {
+		return 0, latest, fmt.Errorf("goose: read the migration version of schema %s: %w", schemaName, err)
+	}
+	return v.Int64, latest, nil
+}
+
+// Objects are the names of the tables and functions the embedded migrations create in a schema,
+// besides VersionTable. Indexes, sequences, triggers and row types belong to these tables.
+type Objects struct {
+	Tables, Functions []string
+}
+
+var createdObject = regexp.MustCompile(`(?i)\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?` +
+	regexp.QuoteMeta(sqltmpl.Marker) + `([a-z_][a-z0-9_]*)`)
+
+// StoreObjects returns the objects the embedded migrations create, read from their Up sections
+// (every object is written there as /* TEMPLATE: schema */name).
+func StoreObjects() (Objects, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return Objects{}, fmt.Errorf("goose: %w", err)
+	}
+	var o Objects
+	for _, m := range ms {
+		for _, c := range createdObject.FindAllStringSubmatch(m.Up, -1) {
+			if strings.EqualFold(c[1], "TABLE") {
+				o.Tables = appendNew(o.Tables, c[2])
+			} else {
+				o.Functions = appendNew(o.Functions, c[2])
+			}
+		}
+	}
+	return o, nil
+}
+
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
 }

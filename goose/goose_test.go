@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-eventstore/eventstore/estest"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
@@ -213,13 +214,13 @@ func TestInvalidSchemaNames(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			_, err := goose.Up(ctx, db, name)
-			is.True(errors.Is(err, sqltmpl.ErrInvalidSchema)) // Up
+			is.True(errors.Is(err, pgident.ErrInvalidSchema)) // Up
 			_, err = goose.Status(ctx, db, name)
-			is.True(errors.Is(err, sqltmpl.ErrInvalidSchema)) // Status
+			is.True(errors.Is(err, pgident.ErrInvalidSchema)) // Status
 			_, err = goose.NewProvider(db, name)
-			is.True(errors.Is(err, sqltmpl.ErrInvalidSchema)) // NewProvider
+			is.True(errors.Is(err, pgident.ErrInvalidSchema)) // NewProvider
 			err = goose.EnsureSchema(ctx, db, name)
-			is.True(errors.Is(err, sqltmpl.ErrInvalidSchema)) // EnsureSchema
+			is.True(errors.Is(err, pgident.ErrInvalidSchema)) // EnsureSchema
 		})
 	}
 

@@ -2,51 +2,34 @@ package notify
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
-	"github.com/lib/pq"
+	"github.com/go-eventstore/eventstore/internal/pgdsn"
 )
 
-// CheckDSN parses dsn as NewListener will use it (lib/pq's own parser, PG* environment variables
-// included) and returns the parser's error, saying what the string must look like.
+// CheckDSN parses dsn as NewListener will use it (PG* environment variables included) and
+// returns the parser's error, saying what the string must look like.
 func CheckDSN(dsn string) error {
-	if _, err := pq.NewConfig(listenDSN(dsn)); err != nil {
+	if _, err := pgdsn.ForLibPQ(dsn); err != nil {
 		return fmt.Errorf("%w (use a postgres:// URL or key=value pairs, as psql takes them)", err)
 	}
 	return nil
 }
 
-// listenDSN makes dsn behave for the LISTEN connection as it does for psql and pgx: when neither
-// the string nor PGSSLMODE sets sslmode, TLS is preferred (used when the server offers it), not
-// required, which is lib/pq's own default and fails against a server without TLS.
+// listenDSN makes dsn behave for the LISTEN connection (lib/pq) as it does for psql and pgx: TLS
+// preferred, not required, unless the string or PGSSLMODE sets sslmode; the default socket
+// directory when no host is given. A string that cannot be parsed is kept: pq reports the error
+// on every connection attempt, and CheckDSN at once.
 func listenDSN(dsn string) string {
-	cfg, err := pq.NewConfig(dsn)
-	if err != nil || cfg.SSLMode != "" {
-		return dsn // pq reports a parse error on every connection attempt, and CheckDSN at once
+	if out, err := pgdsn.ForLibPQ(dsn); err == nil {
+		return out
 	}
-	return withParam(dsn, "sslmode", "prefer")
+	return dsn
 }
 
-// withParam returns dsn with the parameter set to value, replacing any already there: as a
-// query parameter of a URL ("postgres://" or "postgresql://"), else appended to the
-// keyword/value string (where, as in libpq, a later keyword wins).
-func withParam(dsn, key, value string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return dsn
-		}
-		q := u.Query()
-		q.Set(key, value)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	kv := key + "='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(value) + "'"
-	if strings.TrimSpace(dsn) == "" {
-		return kv
-	}
-	return dsn + " " + kv
+// withApplicationName returns dsn with application_name set to name, replacing any already there.
+func withApplicationName(dsn, name string) string {
+	return pgdsn.Set(dsn, map[string]string{"application_name": name})
 }
 
 // hint says how to fix a failed LISTEN connection, for the log.

@@ -546,5 +546,3 @@ func releaseShared(l *Listener) bool {
 	return true
 }
 
-// withApplicationName returns dsn with application_name set to name, replacing any already there.
-func withApplicationName(dsn, name string) string { return withParam(dsn, "application_name", name) }

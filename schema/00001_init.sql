@@ -102,7 +102,7 @@ CREATE TRIGGER refuse_change BEFORE UPDATE OR DELETE ON /* TEMPLATE: schema */al
 CREATE TRIGGER refuse_change BEFORE DELETE ON /* TEMPLATE: schema */streams
     FOR EACH STATEMENT EXECUTE FUNCTION /* TEMPLATE: schema */refuse_change();
 
--- One sequencer pass (DESIGN.md section 4). It takes the counter lock in its own statement, so the
+-- One sequencer pass (docs/design.md, "The $all stream"). It takes the counter lock in its own statement, so the
 -- next statement's snapshot sees every append committed before the lock was granted; it numbers
 -- the visible pending appends' events consecutively, in pending order then stream version, and
 -- sends one NOTIFY for the batch. Returns nothing when there was nothing to sequence.

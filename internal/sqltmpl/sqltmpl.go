@@ -7,38 +7,21 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/go-eventstore/eventstore/internal/pgident"
 )
 
 // Marker is the comment replaced by the quoted schema and a dot.
 const Marker = "/* TEMPLATE: schema */"
 
-// ErrInvalidSchema is returned for a schema name that is not a plain identifier.
-var ErrInvalidSchema = errors.New("invalid schema name")
-
-var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-
-// ValidateSchema accepts plain lower-case identifiers of at most 63 bytes (Postgres' limit), so a
-// name means the same quoted or not and can also name a channel or a lock.
-func ValidateSchema(name string) error {
-	if len(name) > 63 || !plainIdent.MatchString(name) {
-		return fmt.Errorf("%w %q: use lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 bytes", ErrInvalidSchema, name)
-	}
-	return nil
-}
-
-// QuoteIdent quotes an identifier for SQL.
-func QuoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-}
-
 // Apply replaces every marker in query with the quoted schema.
 func Apply(query, schema string) string {
-	return strings.ReplaceAll(query, Marker, QuoteIdent(schema)+".")
+	return strings.ReplaceAll(query, Marker, pgident.Quote(schema)+".")
 }
 
 // DBTX is what sqlc's generated code runs on: *sql.DB, *sql.Conn and *sql.Tx all satisfy it.
@@ -59,6 +42,9 @@ type Templater struct {
 	db    *sql.DB
 	pgx   bool     // db runs on pgx: pass arrays as native slices
 	stmts sync.Map // placed query -> *stmtEntry
+
+	// unprepared: nothing may outlive one round trip on a server connection (see Unprepared).
+	unprepared bool
 }
 
 type stmtEntry struct {
@@ -70,7 +56,7 @@ type stmtEntry struct {
 
 // NewTemplater returns a Templater for a validated schema.
 func NewTemplater(schema string) (*Templater, error) {
-	if err := ValidateSchema(schema); err != nil {
+	if err := pgident.ValidateSchema(schema); err != nil {
 		return nil, err
 	}
 	return &Templater{schema: schema}, nil
@@ -82,6 +68,18 @@ func (t *Templater) Schema() string { return t.schema }
 // Prepare makes queries run through db, directly or in its transactions, use prepared statements.
 // Call it before any Wrap.
 func (t *Templater) Prepare(db *sql.DB) { t.db, t.pgx = db, isPgx(db) }
+
+// Unprepared makes every query run through db (directly or in any transaction) in a single
+// round trip that leaves nothing prepared on the server, as PgBouncer in transaction mode needs,
+// where consecutive messages of one client may reach different server connections:
+//   - on pgx, queries run in pgx's QueryExecModeCacheDescribe: parse, bind and execute in one
+//     message batch on the unnamed statement (pgx's default mode prepares named statements);
+//   - on lib/pq (and any other driver), parameters are written into the query as literals
+//     (Inline), so it runs with the simple query protocol (lib/pq's extended protocol parses in
+//     one round trip and binds in the next).
+//
+// Call it instead of Prepare, before any Wrap.
+func (t *Templater) Unprepared(db *sql.DB) { t.pgx, t.unprepared = isPgx(db), true }
 
 // Close closes the prepared statements.
 func (t *Templater) Close() error {
@@ -112,6 +110,15 @@ func (t *Templater) args(args []any) []any {
 		return nativeArrays(args)
 	}
 	return args
+}
+
+// unpreparedQuery returns query and args as they run in Unprepared mode.
+func (t *Templater) unpreparedQuery(query string, args []any) (string, []any, error) {
+	if t.pgx {
+		return query, append([]any{pgx.QueryExecModeCacheDescribe}, nativeArrays(args)...), nil
+	}
+	q, err := Inline(query, args)
+	return q, nil, err
 }
 
 // stmt returns the prepared statement of a placed query, or nil when it cannot be prepared now
@@ -162,8 +169,21 @@ type wrapped struct {
 	inner DBTX
 }
 
+// place returns query placed into the schema, and with args as the mode runs them.
+func (w wrapped) place(query string, args []any) (string, []any, error) {
+	query = w.t.Apply(query)
+	if !w.t.unprepared {
+		return query, args, nil
+	}
+	return w.t.unpreparedQuery(query, args)
+}
+
 func (w wrapped) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return w.inner.ExecContext(ctx, w.t.Apply(query), args...)
+	query, args, err := w.place(query, args)
+	if err != nil {
+		return nil, err
+	}
+	return w.inner.ExecContext(ctx, query, args...)
 }
 
 func (w wrapped) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -171,10 +191,19 @@ func (w wrapped) PrepareContext(ctx context.Context, query string) (*sql.Stmt, e
 }
 
 func (w wrapped) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return w.inner.QueryContext(ctx, w.t.Apply(query), args...)
+	query, args, err := w.place(query, args)
+	if err != nil {
+		return nil, err
+	}
+	return w.inner.QueryContext(ctx, query, args...)
 }
 
 func (w wrapped) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	// A *sql.Row cannot carry an error of ours: on a value Inline cannot write (none of the
+	// store's), the driver gets the parameters as they were and reports what goes wrong.
+	if q, a, err := w.place(query, args); err == nil {
+		return w.inner.QueryRowContext(ctx, q, a...)
+	}
 	return w.inner.QueryRowContext(ctx, w.t.Apply(query), args...)
 }
 

@@ -3,119 +3,33 @@ package migratecli
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"text/tabwriter"
 	"time"
 
 	pgoose "github.com/pressly/goose/v3"
 
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgerr"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
-// command is one run of a subcommand.
-type command struct {
-	opts   options
-	conn   *connString
-	getenv func(string) string
-	out    io.Writer
-}
-
 var commands = map[string]func(context.Context, *command) error{
-	"create":  cmdCreate,
-	"init":    cmdInit,
-	"migrate": cmdMigrate,
-	"status":  cmdStatus,
-	"reset":   cmdReset,
-	"drop":    cmdDrop,
+	"create":        cmdCreate,
+	"init":          cmdInit,
+	"migrate":       cmdMigrate,
+	"status":        cmdStatus,
+	"grant":         cmdGrant,
+	"reset":         cmdReset,
+	"drop":          cmdDrop,
+	"drop-database": cmdDropDatabase,
 }
-
-// maintenanceDatabases are where create and drop connect to; they are never dropped.
-var maintenanceDatabases = []string{"postgres", "template1"}
 
 // resetTables are the event store's data tables, emptied by reset. all_counter is set back to 0
 // instead, and the migrations table is kept.
 var resetTables = []string{"events", "streams", "links", "all_events", "pending", "snapshots", "subscriptions"}
-
-// SQLSTATE codes.
-const (
-	invalidCatalogName = "3D000" // the database does not exist
-	duplicateDatabase  = "42P04"
-)
-
-func sqlState(err error) string {
-	var s interface{ SQLState() string }
-	if errors.As(err, &s) {
-		return s.SQLState()
-	}
-	return ""
-}
-
-// open connects to the database of conn and checks that it answers.
-func (c *command) open(ctx context.Context, conn *connString) (*sql.DB, error) {
-	db, err := sql.Open(c.opts.driver, conn.String())
-	if err != nil {
-		return nil, err
-	}
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-// databaseName returns the name of the database create and drop work on: the connection
-// string's, else $PGDATABASE, which the drivers fall back to as well.
-func (c *command) databaseName() (string, error) {
-	name := c.conn.get("dbname")
-	if name == "" {
-		name = c.getenv("PGDATABASE")
-	}
-	if name == "" {
-		return "", usagef("no database name: put it in --database-url (or DATABASE_URL) or set PGDATABASE")
-	}
-	if err := validateDatabase(name); err != nil {
-		return "", usageError{err.Error()}
-	}
-	return name, nil
-}
-
-// openMaintenance connects to the server's maintenance database: postgres, else template1.
-func (c *command) openMaintenance(ctx context.Context) (*sql.DB, error) {
-	var errs []error
-	for _, name := range maintenanceDatabases {
-		db, err := c.open(ctx, c.conn.withDatabase(name))
-		if err == nil {
-			db.SetMaxOpenConns(1)
-			return db, nil
-		}
-		errs = append(errs, fmt.Errorf("connect to maintenance database %q: %w", name, err))
-		if sqlState(err) != invalidCatalogName {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-// openTarget connects to the database of the connection string and returns its name.
-func (c *command) openTarget(ctx context.Context) (*sql.DB, string, error) {
-	db, err := c.open(ctx, c.conn)
-	if err != nil {
-		if name := c.conn.get("dbname"); name != "" {
-			return nil, "", fmt.Errorf("connect to database %q: %w", name, err)
-		}
-		return nil, "", fmt.Errorf("connect to database: %w", err)
-	}
-	var name string
-	if err := db.QueryRowContext(ctx, "SELECT current_database()").Scan(&name); err != nil {
-		_ = db.Close()
-		return nil, "", fmt.Errorf("connect to database: %w", err)
-	}
-	return db, name, nil
-}
 
 func cmdCreate(ctx context.Context, c *command) error {
 	name, err := c.databaseName()
@@ -123,69 +37,45 @@ func cmdCreate(ctx context.Context, c *command) error {
 		return err
 	}
 	// Connecting to the database itself first needs no rights on the maintenance database.
-	db, err := c.open(ctx, c.conn.withDatabase(name))
+	db, err := c.open(ctx, name)
 	if err == nil {
 		_ = db.Close()
 		fmt.Fprintf(c.out, "database %q already exists\n", name)
 		return nil
 	}
-	if sqlState(err) != invalidCatalogName {
-		return fmt.Errorf("connect to database %q: %w", name, err)
+	if !pgerr.Is(err, pgerr.InvalidCatalogName) {
+		return fmt.Errorf("connect to database %q: %w", name, explain(err, name))
 	}
 	maint, err := c.openMaintenance(ctx)
 	if err != nil {
 		return err
 	}
 	defer maint.Close()
-	if _, err := maint.ExecContext(ctx, "CREATE DATABASE "+sqltmpl.QuoteIdent(name)); err != nil {
-		if sqlState(err) == duplicateDatabase { // created meanwhile by someone else
-			fmt.Fprintf(c.out, "database %q already exists\n", name)
+	created := false
+	err = withLock(ctx, maint, "database "+name, func() error {
+		// Under the lock, a concurrent create has either finished or not started.
+		var exists bool
+		err := maint.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists)
+		if err != nil || exists {
+			return err
+		}
+		_, err = maint.ExecContext(ctx, "CREATE DATABASE "+pgident.Quote(name))
+		// Another tool creating it at the same moment: CREATE DATABASE's duplicate check and the
+		// catalog's unique index are the last word.
+		if pgerr.Is(err, pgerr.DuplicateDatabase, pgerr.UniqueViolation) {
 			return nil
 		}
+		created = err == nil
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create database %q: %w", name, err)
 	}
-	fmt.Fprintf(c.out, "created database %q\n", name)
-	return nil
-}
-
-func cmdDrop(ctx context.Context, c *command) error {
-	if c.opts.schema != "public" {
-		return dropSchema(ctx, c)
-	}
-	name, err := c.databaseName()
-	if err != nil {
-		return err
-	}
-	if slices.Contains(maintenanceDatabases, name) || name == "template0" {
-		return usagef("refusing to drop the maintenance database %q", name)
-	}
-	if !c.opts.force {
-		return usagef("this drops database %q with all its data: add --force to confirm", name)
-	}
-	maint, err := c.openMaintenance(ctx)
-	if err != nil {
-		return err
-	}
-	defer maint.Close()
-	var exists bool
-	err = maint.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists)
-	if err != nil {
-		return fmt.Errorf("look up database %q: %w", name, err)
-	}
-	if exists {
-		_, err = maint.ExecContext(ctx, "DROP DATABASE "+sqltmpl.QuoteIdent(name))
-		if sqlState(err) == invalidCatalogName { // dropped meanwhile by someone else
-			exists, err = false, nil
-		}
-		if err != nil {
-			return fmt.Errorf("drop database %q: %w", name, err)
-		}
-	}
-	if !exists {
-		fmt.Fprintf(c.out, "database %q does not exist\n", name)
+	if !created {
+		fmt.Fprintf(c.out, "database %q already exists\n", name)
 		return nil
 	}
-	fmt.Fprintf(c.out, "dropped database %q\n", name)
+	fmt.Fprintf(c.out, "created database %q\n", name)
 	return nil
 }
 
@@ -196,40 +86,6 @@ func (c *command) openConfirmed(ctx context.Context, warning string) (*sql.DB, s
 		return nil, "", usagef("%s: add --force to confirm", warning)
 	}
 	return c.openTarget(ctx)
-}
-
-func dropSchema(ctx context.Context, c *command) error {
-	schema := c.opts.schema
-	db, dbName, err := c.openConfirmed(ctx, fmt.Sprintf("this drops schema %q with everything in it", schema))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var exists, hasStore bool
-	var relations int
-	err = db.QueryRowContext(ctx, `
-		SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
-		       to_regclass($2) IS NOT NULL,
-		       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1)`,
-		schema, versionTable(schema)).Scan(&exists, &hasStore, &relations)
-	if err != nil {
-		return fmt.Errorf("look up schema %q in database %q: %w", schema, dbName, err)
-	}
-	if !exists {
-		fmt.Fprintf(c.out, "schema %q does not exist in database %q\n", schema, dbName)
-		return nil
-	}
-	// An empty schema is fine to drop (an init that failed early leaves one); anything else must
-	// be an event store, so that a mistyped --schema cannot take an application's tables along.
-	if !hasStore && relations > 0 {
-		return fmt.Errorf("schema %q in database %q holds no event store (no %s table): not dropping it",
-			schema, dbName, goose.VersionTable)
-	}
-	if _, err := db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+sqltmpl.QuoteIdent(schema)+" CASCADE"); err != nil {
-		return fmt.Errorf("drop schema %q in database %q: %w", schema, dbName, err)
-	}
-	fmt.Fprintf(c.out, "dropped schema %q in database %q\n", schema, dbName)
-	return nil
 }
 
 func cmdInit(ctx context.Context, c *command) error {
@@ -375,7 +231,7 @@ func cmdReset(ctx context.Context, c *command) error {
 
 // versionTable returns the quoted name of the migrations table of schema, for to_regclass.
 func versionTable(schema string) string {
-	return sqltmpl.QuoteIdent(schema) + "." + sqltmpl.QuoteIdent(goose.VersionTable)
+	return pgident.QuoteQualified(schema, goose.VersionTable)
 }
 
 // schemaStatus returns each migration's state in schema. It changes nothing: on a schema without

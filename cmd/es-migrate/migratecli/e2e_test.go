@@ -102,29 +102,28 @@ func TestBinary(t *testing.T) {
 	expect(t, run(withURL, "drop", "--schema", "tenant_a", "--force"), ExitOK, `dropped schema "tenant_a"`)
 	expect(t, run(withURL, "status"), ExitOK, "up to date") // public is untouched
 
-	// The PG* variables alone.
-	c, err := parseConnString(dsn)
-	is.NoErr(err)
-	var pgEnv []string
-	for _, e := range envKeys {
-		if v := c.get(e.key); v != "" {
-			pgEnv = append(pgEnv, e.env+"="+v)
-		}
+	// The PG* variables alone, without PGSSLMODE.
+	var env []string
+	for k, v := range pgEnv(t, dsn) {
+		env = append(env, k+"="+v)
 	}
-	expect(t, run(pgEnv, "status"), ExitOK, fmt.Sprintf("in database %q", name), "up to date")
+	expect(t, run(env, "status"), ExitOK, fmt.Sprintf("in database %q", name), "up to date")
 
 	// Usage errors and help.
 	expect(t, run(withURL, "--schema", "Bad-Name", "status"), ExitUsage, "invalid schema name")
 	expect(t, run(nil, "frobnicate"), ExitUsage, "unknown command")
 	expect(t, run(nil, "--help"), ExitOK, "Usage:", "--database-url")
 
-	// Drop the database: refused without --force, then done; our own connections must go first.
+	// Drop the store, then the database: refused without --force, then done; our own
+	// connections must go first.
 	is.NoErr(db.Close())
 	expect(t, run(withURL, "drop"), ExitUsage, "--force")
+	expect(t, run(withURL, "drop", "--force"), ExitOK, `dropped the event store in schema "public"`)
 	is.True(databaseExists(t, name))
-	expect(t, run(withURL, "drop", "--force"), ExitOK, fmt.Sprintf("dropped database %q", name))
+	expect(t, run(withURL, "drop-database"), ExitUsage, "--force")
+	expect(t, run(withURL, "drop-database", "--force"), ExitOK, fmt.Sprintf("dropped database %q", name))
 	is.True(!databaseExists(t, name))
-	expect(t, run(withURL, "drop", "--force"), ExitOK, "does not exist")
+	expect(t, run(withURL, "drop-database", "--force"), ExitOK, "does not exist")
 
 	// A failure exits 1.
 	expect(t, run(withURL, "status"), ExitFailure, "es-migrate: status:", fmt.Sprintf("connect to database %q", name))

@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-eventstore/eventstore/estest"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgdsn"
+	"github.com/go-eventstore/eventstore/internal/pgident"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
@@ -81,11 +83,7 @@ func randomName(prefix string) string {
 // testDSN returns the test server's connection string for database, which need not exist.
 func testDSN(t *testing.T, database string) string {
 	t.Helper()
-	c, err := parseConnString(estest.DSN(t))
-	if err != nil {
-		t.Fatalf("test DSN: %v", err)
-	}
-	return c.withDatabase(database).String()
+	return pgdsn.WithDatabase(estest.DSN(t), database)
 }
 
 // newDatabaseName returns a database name that does not exist yet; it is dropped after the test.
@@ -190,11 +188,11 @@ func TestCreateAndDropDatabase(t *testing.T) {
 	// The new database is usable.
 	expect(t, cli(t, "--database-url", dsn, "init"), ExitOK, fmt.Sprintf(`in database %q`, name))
 
-	expect(t, cli(t, "--database-url", dsn, "drop"), ExitUsage, "--force")
+	expect(t, cli(t, "--database-url", dsn, "drop-database"), ExitUsage, "--force")
 	is.True(databaseExists(t, name)) // refused without --force
-	expect(t, cli(t, "drop", "--database-url", dsn, "--force"), ExitOK, fmt.Sprintf("dropped database %q", name))
+	expect(t, cli(t, "drop-database", "--database-url", dsn, "--force"), ExitOK, fmt.Sprintf("dropped database %q", name))
 	is.True(!databaseExists(t, name))
-	expect(t, cli(t, "drop", "--database-url", dsn, "--force"), ExitOK, fmt.Sprintf("database %q does not exist", name))
+	expect(t, cli(t, "drop-database", "--database-url", dsn, "--force"), ExitOK, fmt.Sprintf("database %q does not exist", name))
 }
 
 func TestCreateDatabaseNameKeepsCase(t *testing.T) {
@@ -202,23 +200,23 @@ func TestCreateDatabaseNameKeepsCase(t *testing.T) {
 	is := is.New(t)
 	name := "Mc_" + randomName("Case-")
 	t.Cleanup(func() {
-		_, _ = estest.DB(t).ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+sqltmpl.QuoteIdent(name))
+		_, _ = estest.DB(t).ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+pgident.Quote(name))
 	})
 	dsn := testDSN(t, name)
 	expect(t, cli(t, "--database-url", dsn, "create"), ExitOK, "created database")
 	is.True(databaseExists(t, name)) // quoted: case and hyphen kept
 	expect(t, cli(t, "--database-url", dsn, "status"), ExitOK, "not initialised")
-	expect(t, cli(t, "--database-url", dsn, "drop", "--force"), ExitOK, "dropped database")
+	expect(t, cli(t, "--database-url", dsn, "drop-database", "--force"), ExitOK, "dropped database")
 }
 
 func TestDatabaseNameRefused(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{`bad"name`, "bad;name", "1abc", strings.Repeat("x", 64)} {
 		expect(t, cli(t, "--database-url", testDSN(t, name), "create"), ExitUsage, "invalid database name")
-		expect(t, cli(t, "--database-url", testDSN(t, name), "drop", "--force"), ExitUsage, "invalid database name")
+		expect(t, cli(t, "--database-url", testDSN(t, name), "drop-database", "--force"), ExitUsage, "invalid database name")
 	}
 	for _, name := range []string{"postgres", "template0", "template1"} {
-		expect(t, cli(t, "--database-url", testDSN(t, name), "drop", "--force"), ExitUsage, "maintenance database")
+		expect(t, cli(t, "--database-url", testDSN(t, name), "drop-database", "--force"), ExitUsage, "maintenance database")
 	}
 	expect(t, cli(t, "--database-url", "postgres://127.0.0.1:1/", "create"), ExitUsage, "no database name")
 }
@@ -331,23 +329,128 @@ func TestDropSchema(t *testing.T) {
 	is.True(schemaExists(t, db, schema)) // refused without --force
 
 	expect(t, cli(t, "--database-url", dsn, "--schema", schema, "drop", "--force"), ExitOK,
-		fmt.Sprintf("dropped schema %q", schema))
+		"rolled back 00001_init.sql", fmt.Sprintf("dropped the event store in schema %q", schema),
+		fmt.Sprintf("dropped schema %q, left empty", schema))
 	is.True(!schemaExists(t, db, schema))
-	is.True(exists(t, db, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = current_database())")) // the database stays
 	expect(t, cli(t, "--database-url", dsn, "--schema", schema, "drop", "--force"), ExitOK, "does not exist")
 
-	// A schema holding something else than an event store is not dropped.
+	// A schema holding no event store is left as it is.
 	app := newSchemaName(t)
 	_, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+app+"; CREATE TABLE "+app+".orders (id int)")
 	is.NoErr(err)
-	expect(t, cli(t, "--database-url", dsn, "--schema", app, "drop", "--force"), ExitFailure, "holds no event store")
-	is.True(schemaExists(t, db, app))
+	expect(t, cli(t, "--database-url", dsn, "--schema", app, "drop", "--force"), ExitOK,
+		"holds no event store", fmt.Sprintf("kept schema %q: it holds other objects", app))
+	is.True(exists(t, db, "SELECT to_regclass($1) IS NOT NULL", app+".orders"))
+}
 
-	// An empty one is.
-	empty := newSchemaName(t)
-	_, err = db.ExecContext(t.Context(), "CREATE SCHEMA "+empty)
+// TestDropKeepsApplicationTables: drop removes the store's objects only, in public too, where the
+// application's tables usually are; the database and the schemas stay.
+func TestDropKeepsApplicationTables(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	name := newDatabaseName(t)
+	dsn := testDSN(t, name)
+	expect(t, cli(t, "--database-url", dsn, "create"), ExitOK)
+	target := openDB(t, dsn)
+	expect(t, cli(t, "--database-url", dsn, "init"), ExitOK) // public
+	expect(t, cli(t, "--database-url", dsn, "--schema", "tenant_a", "init"), ExitOK)
+	_, err := target.ExecContext(t.Context(), `CREATE TABLE public.orders (id int PRIMARY KEY);
+		INSERT INTO public.orders VALUES (1);
+		CREATE TABLE tenant_a.balances (account text PRIMARY KEY)`)
 	is.NoErr(err)
-	expect(t, cli(t, "--database-url", dsn, "--schema", empty, "drop", "--force"), ExitOK, "dropped schema")
+
+	expect(t, cli(t, "--database-url", dsn, "drop", "--force"), ExitOK,
+		`dropped the event store in schema "public"`)
+	is.True(exists(t, target, "SELECT count(*) = 1 FROM public.orders")) // the application's data
+	is.True(!exists(t, target, "SELECT to_regclass('public.events') IS NOT NULL"))
+	is.True(!exists(t, target, "SELECT to_regclass('public.eventstore_migrations') IS NOT NULL"))
+	is.True(!exists(t, target, "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname IN ('sequence_all', 'refuse_change') AND pronamespace = 'public'::regnamespace)"))
+	is.True(databaseExists(t, name))
+
+	expect(t, cli(t, "--database-url", dsn, "--schema", "tenant_a", "drop", "--force"), ExitOK,
+		`kept schema "tenant_a": it holds other objects`)
+	is.True(exists(t, target, "SELECT to_regclass('tenant_a.balances') IS NOT NULL"))
+
+	// drop-database refuses a database holding anything but event stores.
+	expect(t, cli(t, "--database-url", dsn, "--schema", "tenant_b", "init"), ExitOK)
+	r := cli(t, "--database-url", dsn, "drop-database", "--force")
+	expect(t, r, ExitFailure, "holds more than event stores", "table public.orders", "table tenant_a.balances")
+	is.True(!strings.Contains(r.stderr, "tenant_b")) // the store's own objects are fine
+	is.True(databaseExists(t, name))
+
+	// Once only event stores (and empty schemas) are left, it drops it.
+	_, err = target.ExecContext(t.Context(), "DROP TABLE public.orders, tenant_a.balances")
+	is.NoErr(err)
+	is.NoErr(target.Close())
+	expect(t, cli(t, "--database-url", dsn, "drop-database", "--force"), ExitOK,
+		fmt.Sprintf("dropped database %q, which held only event stores", name))
+	is.True(!databaseExists(t, name))
+}
+
+// TestDropStopsAtDependents: an application object depending on the store's tables stops the
+// drop, and is kept.
+func TestDropStopsAtDependents(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	schema, dsn := newSchemaName(t), estest.DSN(t)
+	db := estest.DB(t)
+	expect(t, cli(t, "--database-url", dsn, "--schema", schema, "init"), ExitOK)
+	view := newSchemaName(t)
+	_, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+view+"; CREATE VIEW "+view+".event_types AS SELECT DISTINCT event_type FROM "+schema+".events")
+	is.NoErr(err)
+	expect(t, cli(t, "--database-url", dsn, "--schema", schema, "drop", "--force"), ExitFailure,
+		"objects outside the event store depend on its tables", "event_types", "nothing of yours was dropped")
+	is.True(exists(t, db, "SELECT to_regclass($1) IS NOT NULL", view+".event_types"))
+	is.True(exists(t, db, "SELECT to_regclass($1) IS NOT NULL", schema+".events"))
+	expect(t, cli(t, "--database-url", dsn, "--schema", schema, "migrate"), ExitOK)
+	expect(t, cli(t, "--database-url", dsn, "--schema", schema, "status"), ExitOK, "up to date")
+}
+
+// TestConcurrentCommands runs each command several times at once: all succeed.
+func TestConcurrentCommands(t *testing.T) {
+	t.Parallel()
+	name := newDatabaseName(t)
+	dsn := testDSN(t, name)
+	const n = 4
+	for _, args := range [][]string{
+		{"create"}, {"init"}, {"migrate"}, {"--schema", "tenant_x", "migrate"}, {"reset", "--force"},
+		{"--schema", "tenant_x", "drop", "--force"}, {"drop", "--force"}, {"drop-database", "--force"},
+	} {
+		results := make(chan result, n)
+		for range n {
+			go func() {
+				var stdout, stderr bytes.Buffer
+				a := append([]string{"--driver", estest.Driver(), "--database-url", dsn}, args...)
+				code := Run(t.Context(), a, &stdout, &stderr)
+				results <- result{code, stdout.String(), stderr.String()}
+			}()
+		}
+		for range n {
+			if r := <-results; r.code != ExitOK {
+				t.Errorf("es-migrate %s, %d at once: %s", strings.Join(args, " "), n, r)
+			}
+		}
+	}
+	if databaseExists(t, name) {
+		t.Errorf("database %s still exists", name)
+	}
+}
+
+// openDB opens a pool on dsn under the current driver, closed after the test.
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	if estest.Driver() == "postgres" {
+		var err error
+		if dsn, err = pgdsn.ForLibPQ(dsn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open(estest.Driver(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -368,7 +471,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"init", "--driver", "mysql"}, `invalid --driver "mysql"`},
 		{[]string{"init", "--schema"}, "flag needs an argument"},
 		{[]string{"--database-url", "host", "init"}, "invalid connection string"},
-		{[]string{"--database-url", "postgres://a:secret@h:x/db", "init"}, "invalid connection URL"},
+		{[]string{"--database-url", "postgres://a:secret@h:x/db", "init"}, "invalid connection string"},
 		{[]string{"reset"}, "add --force to confirm"},
 		{[]string{"drop", "--schema", "tenant"}, "add --force to confirm"},
 	}
@@ -413,32 +516,49 @@ func setenv(t *testing.T, key, value string) {
 	}
 }
 
+// pgEnv returns the PG* variables that connect where dsn does, over TCP.
+func pgEnv(t *testing.T, dsn string) map[string]string {
+	t.Helper()
+	cfg, err := pgdsn.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"PGHOST": cfg.Host, "PGPORT": fmt.Sprint(cfg.Port), "PGUSER": cfg.User, "PGDATABASE": cfg.Database}
+}
+
 // TestEnvironment runs without t.Parallel, as it sets the process environment: Go runs the
 // package's parallel tests only after the sequential ones are done.
 func TestEnvironment(t *testing.T) {
-	is := is.New(t)
-	c, err := parseConnString(estest.DSN(t))
-	is.NoErr(err)
 	schema := newSchemaName(t)
+	dsn := estest.DSN(t)
+	if server := estest.Server(t); server != nil {
+		dsn = server.DSN("") // over TCP, as in the issue: no TLS on the server, no sslmode anywhere
+	}
 
-	// PG* variables only.
+	// PG* variables only, without PGSSLMODE: TLS is preferred, not required, as with psql.
 	setenv(t, "DATABASE_URL", "")
-	for _, e := range envKeys {
-		setenv(t, e.env, c.get(e.key))
+	setenv(t, "PGSSLMODE", "")
+	env := pgEnv(t, dsn)
+	for k, v := range env {
+		setenv(t, k, v)
 	}
-	dbName := c.get("dbname")
-	if dbName == "" {
-		dbName = "postgres"
-	}
-	expect(t, cli(t, "--schema", schema, "init"), ExitOK, fmt.Sprintf("in database %q", dbName))
+	expect(t, cli(t, "--schema", schema, "init"), ExitOK, fmt.Sprintf("in database %q", env["PGDATABASE"]))
 	expect(t, cli(t, "--schema", schema, "status"), ExitOK, "version "+latestVersion+"; up to date")
 
-	// create and drop take the database name from PGDATABASE too.
+	// create and drop-database take the database name from PGDATABASE too.
 	name := newDatabaseName(t)
 	t.Setenv("PGDATABASE", name)
+	expect(t, cli(t, "status"), ExitFailure, fmt.Sprintf("database %q does not exist", name), "es-migrate create")
 	expect(t, cli(t, "create"), ExitOK, fmt.Sprintf("created database %q", name))
-	expect(t, cli(t, "drop", "--force"), ExitOK, fmt.Sprintf("dropped database %q", name))
-	is.True(!databaseExists(t, name))
+	expect(t, cli(t, "drop-database", "--force"), ExitOK, fmt.Sprintf("dropped database %q", name))
+	if databaseExists(t, name) {
+		t.Errorf("database %s still exists", name)
+	}
+
+	// sslmode=require on a server without TLS: the fix is named.
+	t.Setenv("PGSSLMODE", "require")
+	expect(t, cli(t, "status"), ExitFailure, "the server does not offer TLS", "sslmode=prefer")
+	setenv(t, "PGSSLMODE", "")
 
 	// DATABASE_URL wins over PG*, and --database-url over DATABASE_URL.
 	t.Setenv("PGHOST", "127.0.0.1")
@@ -448,4 +568,36 @@ func TestEnvironment(t *testing.T) {
 	expect(t, cli(t, "--schema", schema, "migrate"), ExitOK, "up to date")
 	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/nowhere?sslmode=disable")
 	expect(t, cli(t, "--database-url", estest.DSN(t), "--schema", schema, "status"), ExitOK, "up to date")
+}
+
+// TestPasswordErrors: a server that asks for a password and offers no TLS, reached with PG*
+// variables and no sslmode, as in the issue. A wrong password is reported as such (not as
+// "SSL is not enabled on the server"), with the fix; the right one connects.
+func TestPasswordErrors(t *testing.T) {
+	if estest.Server(t) == nil {
+		t.Skip("ES_TEST_DATABASE_URL is set: no throwaway server to configure")
+	}
+	ctx := t.Context()
+	pg, err := estest.StartPostgres(ctx, &estest.PostgresConfig{HBA: []string{"host all pw_user 127.0.0.1/32 scram-sha-256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	admin := openDB(t, pg.SocketDSN(""))
+	if _, err := admin.ExecContext(ctx, "CREATE ROLE pw_user LOGIN PASSWORD 'right'"); err != nil {
+		t.Fatal(err)
+	}
+	setenv(t, "DATABASE_URL", "")
+	setenv(t, "PGSSLMODE", "")
+	setenv(t, "PGPASSFILE", "/nonexistent")
+	t.Setenv("PGHOST", "127.0.0.1")
+	t.Setenv("PGPORT", fmt.Sprint(pg.Port()))
+	t.Setenv("PGUSER", "pw_user")
+	t.Setenv("PGDATABASE", "postgres")
+	t.Setenv("PGPASSWORD", "wrong")
+	expect(t, cli(t, "status"), ExitFailure, `password authentication failed for user "pw_user"`, "check the password")
+	t.Setenv("PGPASSWORD", "right")
+	expect(t, cli(t, "status"), ExitOK, "not initialised")
+	t.Setenv("PGDATABASE", "nothere")
+	expect(t, cli(t, "status"), ExitFailure, `database "nothere" does not exist`, "es-migrate create")
 }
