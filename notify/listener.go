@@ -545,4 +545,3 @@ func releaseShared(l *Listener) bool {
 	}
 	return true
 }
-
