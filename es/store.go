@@ -130,13 +130,14 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if err != nil {
 		return nil, opError("new store", "", errors.Join(ErrInvalidArgument, err))
 	}
-	if err := checkSchemaVersion(database, c.Schema); err != nil {
-		return nil, opError("new store", "", err)
-	}
 	if !c.DisablePreparedStatements {
 		tmpl.Prepare(database)
 	} else {
 		tmpl.Unprepared(database)
+	}
+	// Through the templater: behind PgBouncer, even this first look must leave nothing prepared.
+	if err := checkSchemaVersion(tmpl.Wrap(database), c.Schema); err != nil {
+		return nil, opError("new store", "", err)
 	}
 	if c.Serializer == nil {
 		c.Serializer = NewJSONSerializer()
