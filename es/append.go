@@ -78,9 +78,10 @@ func optionalUUID(u uuid.UUID) uuid.NullUUID {
 }
 
 func checkWritable(op, stream string, expected ExpectedVersion) error {
+	if err := checkStreamName(op, stream); err != nil {
+		return err
+	}
 	switch {
-	case stream == "":
-		return invalid(op, stream, "empty stream name")
 	case stream == AllStream:
 		return opError(op, stream, ErrCannotAppendToAll)
 	case !expected.valid():
@@ -128,6 +129,9 @@ func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error)
 		if err != nil {
 			return p, fmt.Errorf("%w: event %d (%s): encode data: %w", ErrInvalidArgument, i, typ, err)
 		}
+		if data == nil {
+			data = []byte{} // a Serializer may encode to nothing; the column is NOT NULL
+		}
 		meta := lastMeta
 		if m := reflect.ValueOf(e.Metadata).Pointer(); i == 0 || m != lastMap {
 			// Events of one append often share one metadata map: encode it once.
@@ -135,6 +139,9 @@ func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error)
 				return p, fmt.Errorf("%w: event %d (%s): encode metadata: %w", ErrInvalidArgument, i, typ, err)
 			}
 			lastMap, lastMeta = m, meta
+		}
+		if err := checkEventType(typ, i); err != nil {
+			return p, err
 		}
 		p.EventIds[i], p.EventTypes[i], p.Data[i], p.Metadata[i] = id, typ, data, meta
 		p.CausationIds[i], p.CorrelationIds[i] = e.CausationID, e.CorrelationID

@@ -47,10 +47,10 @@ func WithBatchSize(n int) Option {
 // filter runs in SQL. Defaults to all types.
 func WithEventTypes(types ...string) Option {
 	return func(o *callOptions) {
-		if len(types) == 0 {
-			o.err = fmt.Errorf("%w: WithEventTypes needs at least one type", ErrInvalidArgument)
-		}
 		o.eventTypes = append(o.eventTypes, types...)
+		if o.err == nil {
+			o.err = checkFilterValues("WithEventTypes", "event type", types, MaxEventTypeLen, len(o.eventTypes))
+		}
 	}
 }
 

@@ -29,7 +29,7 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
 		return s.q.ReadStreamForwardEach(ctx, s.conn(o), db.ReadStreamForwardParams{
-			StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: int64(count) + 1,
+			StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 		}, fn)
 	})
 }
@@ -51,7 +51,7 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
 		return s.q.ReadStreamBackwardEach(ctx, s.conn(o), db.ReadStreamBackwardParams{
-			StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: int64(count) + 1,
+			StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 		}, fn)
 	})
 }
@@ -117,11 +117,13 @@ func (s *Store) readOptions(op, stream string, all bool, count int, opts []Optio
 	if !all && len(o.eventTypes) > 0 {
 		return nil, invalid(op, stream, "WithEventTypes applies to $all reads only")
 	}
-	if !all && stream == "" {
-		return nil, invalid(op, stream, "empty stream name")
+	if !all {
+		if err := checkStreamName(op, stream); err != nil {
+			return nil, err
+		}
 	}
-	if count <= 0 {
-		return nil, invalid(op, stream, "count %d, must be positive", count)
+	if err := checkCount(op, stream, count); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
