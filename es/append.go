@@ -19,6 +19,13 @@ import (
 // never wait on each other, inside or outside callers' transactions. The events get their $all
 // positions after they commit.
 //
+// Appends are idempotent: re-sending an append whose event ids (chosen by the caller in
+// EventData.EventID) are already the stream's events, in the same order, at contiguous versions
+// its expected version asks for (exact n: n+1...; NoStream or 0: 1...; AnyVersion or
+// StreamExists: anywhere) succeeds and writes nothing, after a restart too, since the ids are
+// stored. Any other overlap with stored ids (some new, another stream's, another order or
+// position) is ErrDuplicateEvent, and writes nothing.
+//
 // Errors: ErrWrongExpectedVersion, ErrStreamExists (NoStream), ErrStreamNotFound (StreamExists),
 // ErrStreamDeleted (checked first, whatever the expected version), ErrCannotAppendToAll,
 // ErrDuplicateEvent, and ErrInvalidArgument for bad input.
@@ -38,11 +45,27 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 	if err != nil {
 		return opError(op, stream, err)
 	}
-	p.StreamName, p.Expected, p.Count = stream, int64(expected), int64(len(events))
-	conn := s.conn(o)
-	if len(events) == 1 {
+	if _, err := s.appendPrepared(ctx, s.conn(o), o.tx != nil, op, stream, expected, p); err != nil {
+		return err
+	}
+	if o.tx == nil {
+		s.seq.wake()
+	}
+	return nil
+}
+
+// appendPrepared runs one stream's append on conn; inTx says conn is a transaction that a
+// database error would abort. written is false when the append was a re-sent one that is already
+// stored (idempotent), and nothing was written.
+func (s *Store) appendPrepared(ctx context.Context, conn sqltmpl.DBTX, inTx bool, op, stream string, expected ExpectedVersion, p db.AppendEventsParams) (written bool, err error) {
+	p.StreamName, p.Expected, p.Count = stream, int64(expected), int64(len(p.EventIds))
+	if len(p.EventIds) == 1 {
+		given := uuid.NullUUID{}
+		if len(p.GivenIds) == 1 {
+			given = optionalUUID(p.GivenIds[0])
+		}
 		_, err = s.q.AppendEvent(ctx, conn, db.AppendEventParams{
-			StreamName: stream, Expected: int64(expected), EventID: p.EventIds[0], EventType: p.EventTypes[0],
+			GivenID: given, StreamName: stream, Expected: int64(expected), EventID: p.EventIds[0], EventType: p.EventTypes[0],
 			CausationID: optionalUUID(p.CausationIds[0]), CorrelationID: optionalUUID(p.CorrelationIds[0]),
 			Data: p.Data[0], Metadata: p.Metadata[0], CreatedAt: p.CreatedAt,
 		})
@@ -50,16 +73,72 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 		p.CausationIds, p.CorrelationIds = emptyIfNil(p.CausationIds), emptyIfNil(p.CorrelationIds)
 		_, err = s.q.AppendEvents(ctx, conn, p)
 	}
-	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return s.expectedVersionError(ctx, conn, op, stream, expected)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, sql.ErrNoRows):
+		// The expected version does not hold, or an event id the caller chose is stored already.
+		if len(p.GivenIds) > 0 {
+			if done, err := s.alreadyAppended(ctx, conn, op, stream, expected, p.GivenIds, p.EventIds); done || err != nil {
+				return false, err
+			}
 		}
-		return mapDBError(op, stream, err)
+		return false, s.expectedVersionError(ctx, conn, op, stream, expected)
+	case sqlState(err) == "23505" && !inTx && len(p.GivenIds) > 0:
+		// A concurrent append stored one of the ids between our check and our insert: a re-send
+		// racing the original. Outside a caller's transaction we can still tell which.
+		if done, err := s.alreadyAppended(ctx, conn, op, stream, expected, p.GivenIds, p.EventIds); done || err != nil {
+			return false, err
+		}
 	}
-	if o.tx == nil {
-		s.seq.wake()
+	return false, mapDBError(op, stream, err)
+}
+
+// alreadyAppended decides an append refused while some of its chosen event ids are stored. It
+// is an idempotent re-send (done, nil error) when every event id is already the stream's own
+// event, in the same order, at contiguous versions that the expected version asks for: exact n
+// means versions n+1..., NoStream (or 0) means 1..., AnyVersion and StreamExists accept any
+// position. A soft-deleted stream refuses with ErrStreamDeleted. Any other overlap is
+// ErrDuplicateEvent. When none of the ids is stored, it returns (false, nil): the expected
+// version decided.
+func (s *Store) alreadyAppended(ctx context.Context, conn sqltmpl.DBTX, op, stream string, expected ExpectedVersion, given, ids []uuid.UUID) (bool, error) {
+	rows, err := s.q.StoredEvents(ctx, conn, given)
+	if err != nil {
+		return false, mapDBError(op, stream, err)
 	}
-	return nil
+	if len(rows) == 0 {
+		return false, nil
+	}
+	at := make(map[uuid.UUID]db.StoredEventsRow, len(rows))
+	for _, r := range rows {
+		at[r.EventID] = r
+	}
+	first, ok := at[ids[0]]
+	for i, id := range ids {
+		r, found := at[id]
+		switch {
+		case !found:
+			return false, opError(op, stream, fmt.Errorf("%w: event %d (%s) is new but others of the append are stored: a partial overlap", ErrDuplicateEvent, i, id))
+		case r.StreamName != stream:
+			return false, opError(op, stream, fmt.Errorf("%w: event %d (%s) is stored in stream %q", ErrDuplicateEvent, i, id, shownName(r.StreamName)))
+		case r.Deleted:
+			return false, opError(op, stream, ErrStreamDeleted)
+		case !ok || r.StreamVersion != first.StreamVersion+int64(i):
+			return false, opError(op, stream, fmt.Errorf("%w: event %d (%s) is stored at version %d, not in the same order as the append", ErrDuplicateEvent, i, id, r.StreamVersion))
+		}
+	}
+	want := int64(expected) + 1
+	switch expected {
+	case AnyVersion, StreamExists:
+		return true, nil
+	case NoStream:
+		want = 1
+	}
+	if first.StreamVersion != want {
+		return false, opError(op, stream, fmt.Errorf("%w: the events are stored at versions %d..%d, the append asks for %d..%d",
+			ErrDuplicateEvent, first.StreamVersion, first.StreamVersion+int64(len(ids))-1, want, want+int64(len(ids))-1))
+	}
+	return true, nil
 }
 
 // emptyIfNil returns ids, or no ids when all are uuid.Nil: the append's unnest pads a shorter
@@ -93,6 +172,7 @@ func checkWritable(op, stream string, expected ExpectedVersion) error {
 func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error) {
 	n := len(events)
 	p := db.AppendEventsParams{
+		GivenIds:       []uuid.UUID{},
 		EventIds:       make([]uuid.UUID, n),
 		EventTypes:     make([]string, n),
 		CausationIds:   make([]uuid.UUID, n),
@@ -113,8 +193,11 @@ func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error)
 			if id, err = uuid.NewRandom(); err != nil {
 				return p, fmt.Errorf("event %d: generate id: %w", i, err)
 			}
-		} else if _, dup := seen[id]; dup {
-			return p, fmt.Errorf("%w: event %d: id %s appears twice in the append", ErrDuplicateEvent, i, id)
+		} else {
+			if _, dup := seen[id]; dup {
+				return p, fmt.Errorf("%w: event %d: id %s appears twice in the append", ErrDuplicateEvent, i, id)
+			}
+			p.GivenIds = append(p.GivenIds, id)
 		}
 		seen[id] = struct{}{}
 		typ := e.EventType
