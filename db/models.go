@@ -21,6 +21,8 @@ type AllEvent struct {
 	Position      int64
 	StreamPk      int64
 	StreamVersion int64
+	Category      sql.NullString
+	EventType     sql.NullString
 }
 
 type Event struct {

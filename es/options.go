@@ -12,6 +12,8 @@ type callOptions struct {
 	tx         *sql.Tx
 	batchSize  int
 	eventTypes []string
+	categories []string
+	prefixes   []string
 	err        error
 }
 

@@ -58,46 +58,53 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 
 // ReadAllForward returns at most count events of $all from position start (0 means from the
 // beginning). It first gives positions to every append committed so far, so a process reads its
-// own appends. Positions of hard-deleted events are skipped. WithEventTypes filters by type.
+// own appends. Positions of hard-deleted events are skipped. WithEventTypes, WithCategories and
+// WithStreamPrefixes filter the events, in SQL: with categories or event types the read walks
+// their index, so its cost follows what it returns.
 func (s *Store) ReadAllForward(ctx context.Context, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
-	const op = "read $all forward"
-	o, err := s.readOptions(op, "", true, count, opts)
-	if err != nil {
-		return nil, err
-	}
-	if start < 0 {
-		return nil, invalid(op, "", "start %d, must be 0 or more", start)
-	}
-	if err := s.settle(ctx); err != nil {
-		return nil, mapDBError(op, "", err)
-	}
-	rows, err := s.q.ReadAllForward(ctx, s.conn(o), db.ReadAllForwardParams{
-		Start: start, MaxCount: int64(count), EventTypes: nonNil(o.eventTypes),
-	})
-	if err != nil {
-		return nil, mapDBError(op, "", err)
-	}
-	return s.allRows(op, rows)
+	return s.readAll(ctx, "read $all forward", true, start, count, opts)
 }
 
 // ReadAllBackward returns at most count events of $all from position start down; -1 means from the
-// last position.
+// last position. It takes the filters of ReadAllForward.
 func (s *Store) ReadAllBackward(ctx context.Context, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
-	const op = "read $all backward"
+	return s.readAll(ctx, "read $all backward", false, start, count, opts)
+}
+
+func (s *Store) readAll(ctx context.Context, op string, forward bool, start int64, count int, opts []Option) ([]RecordedEvent, error) {
 	o, err := s.readOptions(op, "", true, count, opts)
 	if err != nil {
 		return nil, err
 	}
-	from, err := backwardStart(op, "", start)
-	if err != nil {
-		return nil, err
+	from := start
+	if forward && start < 0 {
+		return nil, invalid(op, "", "start %d, must be 0 or more", start)
+	}
+	if !forward {
+		if from, err = backwardStart(op, "", start); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.settle(ctx); err != nil {
 		return nil, mapDBError(op, "", err)
 	}
-	rows, err := s.q.ReadAllBackward(ctx, s.conn(o), db.ReadAllBackwardParams{
-		Start: from, MaxCount: int64(count), EventTypes: nonNil(o.eventTypes),
-	})
+	conn := s.conn(o)
+	if f := o.filter(); !f.isZero() {
+		q, _ := f.plan()
+		if forward {
+			evs, _, err := s.readFilteredForward(ctx, conn, op, q, from, math.MaxInt64, count)
+			return evs, err
+		}
+		return s.readFilteredBackward(ctx, conn, op, q, from, count)
+	}
+	if forward {
+		rows, err := s.q.ReadAllForward(ctx, conn, db.ReadAllForwardParams{Start: from, MaxCount: int64(count), EventTypes: []string{}})
+		if err != nil {
+			return nil, mapDBError(op, "", err)
+		}
+		return s.allRows(op, rows)
+	}
+	rows, err := s.q.ReadAllBackward(ctx, conn, db.ReadAllBackwardParams{Start: from, MaxCount: int64(count), EventTypes: []string{}})
 	if err != nil {
 		return nil, mapDBError(op, "", err)
 	}
@@ -113,6 +120,9 @@ func (s *Store) readOptions(op, stream string, all bool, count int, opts []Optio
 	o, err := s.options(op, stream, opts)
 	if err != nil {
 		return nil, err
+	}
+	if !all && (len(o.categories) > 0 || len(o.prefixes) > 0) {
+		return nil, invalid(op, stream, "WithCategories and WithStreamPrefixes apply to $all reads only")
 	}
 	if !all && len(o.eventTypes) > 0 {
 		return nil, invalid(op, stream, "WithEventTypes applies to $all reads only")
