@@ -45,8 +45,9 @@ func WithBatchSize(n int) Option {
 	}
 }
 
-// WithEventTypes restricts reads of $all (ReadAll*, StreamAll*) to events of the given types; the
-// filter runs in SQL. Defaults to all types.
+// WithEventTypes restricts reads of $all, of categories and of streams (Read*, Stream*) to events
+// of the given types; the filter runs in SQL, through an index on the type. Defaults to all
+// types.
 func WithEventTypes(types ...string) Option {
 	return func(o *callOptions) {
 		o.eventTypes = append(o.eventTypes, types...)

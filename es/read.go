@@ -2,6 +2,7 @@ package es
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"iter"
@@ -15,6 +16,10 @@ import (
 // ReadStreamForward returns at most count events of a stream, from event number start (1 is the
 // first event; 0 means from the beginning), in order. Reading past the end returns no events.
 // Reading AllStream reads $all. Errors: ErrStreamNotFound, ErrStreamDeleted (soft deleted).
+//
+// WithEventTypes keeps the events of the given types (event numbers stay the stream's); the
+// stream's own events are found through an index on (stream, type, version), so the last event of
+// type T in stream S is one cheap read: ReadStreamBackward(ctx, S, -1, 1, WithEventTypes(T)).
 func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
 	if stream == AllStream {
 		return s.ReadAllForward(ctx, start, count, opts...)
@@ -26,6 +31,14 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 	}
 	if start < 0 {
 		return nil, invalid(op, stream, "start %d, must be 0 or more", start)
+	}
+	if len(o.eventTypes) > 0 {
+		return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
+			rows, err := s.q.ReadStreamTypedForward(ctx, s.conn(o), db.ReadStreamTypedForwardParams{
+				StreamName: stream, EventTypes: dedupe(o.eventTypes), Start: start, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
+			})
+			return eachRow(rows, err, fn)
+		})
 	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
 		return s.q.ReadStreamForwardEach(ctx, s.conn(o), db.ReadStreamForwardParams{
@@ -48,6 +61,14 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 	from, err := backwardStart(op, stream, start)
 	if err != nil {
 		return nil, err
+	}
+	if len(o.eventTypes) > 0 {
+		return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
+			rows, err := s.q.ReadStreamTypedBackward(ctx, s.conn(o), db.ReadStreamTypedBackwardParams{
+				StreamName: stream, EventTypes: dedupe(o.eventTypes), Start: from, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
+			})
+			return eachRow(rows, err, fn)
+		})
 	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
 		return s.q.ReadStreamBackwardEach(ctx, s.conn(o), db.ReadStreamBackwardParams{
@@ -124,9 +145,6 @@ func (s *Store) readOptions(op, stream string, all bool, count int, opts []Optio
 	if !all && (len(o.categories) > 0 || len(o.prefixes) > 0) {
 		return nil, invalid(op, stream, "WithCategories and WithStreamPrefixes apply to $all reads only")
 	}
-	if !all && len(o.eventTypes) > 0 {
-		return nil, invalid(op, stream, "WithEventTypes applies to $all reads only")
-	}
 	if !all {
 		if err := checkStreamName(op, stream); err != nil {
 			return nil, err
@@ -153,6 +171,32 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// eachRow hands the rows of a stream read of another row type, one by one, to fn.
+func eachRow[R ~struct {
+	EventNumber   int64
+	EventID       uuid.NullUUID
+	OriginName    sql.NullString
+	OriginVersion int64
+	EventType     string
+	CausationID   uuid.NullUUID
+	CorrelationID uuid.NullUUID
+	Data          []byte
+	Metadata      []byte
+	CreatedAt     sql.NullTime
+	Deleted       bool
+}](rows []R, err error, fn func(*db.ReadStreamForwardRow) error) error {
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r := db.ReadStreamForwardRow(rows[i])
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errStreamDeleted stops a stream read at its first row.
