@@ -41,7 +41,8 @@ WITH dup AS (
     INSERT INTO /* TEMPLATE: schema */events
         (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
     SELECT $4::uuid, s.id, s.stream_version, $5::text, $6::uuid,
-           $7::uuid, $8::bytea, $9::bytea, $10::timestamptz
+           $7::uuid, /* TEMPLATE: schema */data_in($8::bytea),
+           /* TEMPLATE: schema */data_in($9::bytea), $10::timestamptz
     FROM s
     RETURNING 1
 ), pend AS (
@@ -129,7 +130,7 @@ WITH dup AS (
     SELECT x.event_id, s.id, s.base + x.ord, x.event_type,
            nullif(x.causation_id, '00000000-0000-0000-0000-000000000000'::uuid),
            nullif(x.correlation_id, '00000000-0000-0000-0000-000000000000'::uuid),
-           x.data, x.metadata, $11::timestamptz
+           /* TEMPLATE: schema */data_in(x.data), /* TEMPLATE: schema */data_in(x.metadata), $11::timestamptz
     FROM s, x
     RETURNING 1
 ), pend AS (

@@ -22,7 +22,7 @@ WITH hits AS (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -40,7 +40,7 @@ WITH hits AS (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -58,7 +58,7 @@ WITH hits AS (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -153,7 +153,7 @@ WITH c AS MATERIALIZED (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -171,7 +171,7 @@ WITH c AS MATERIALIZED (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -189,7 +189,7 @@ WITH c AS MATERIALIZED (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e

@@ -50,6 +50,11 @@ type Pending struct {
 	LastVersion  int64
 }
 
+type Setting struct {
+	Name  string
+	Value string
+}
+
 type Snapshot struct {
 	SourceID      string
 	SourceVersion int64

@@ -28,7 +28,7 @@ UNION ALL
  FROM unnest($3::text[]) AS k(name)
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev
      WHERE ev.stream_pk = (SELECT id FROM s) AND ev.event_type = k.name AND ev.stream_version <= $4::bigint
      ORDER BY ev.stream_version DESC LIMIT $5::bigint
@@ -40,7 +40,7 @@ UNION ALL
  FROM /* TEMPLATE: schema */links l
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_pk, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = l.event_id OFFSET 0
  ) e
  CROSS JOIN LATERAL (
@@ -131,7 +131,7 @@ UNION ALL
  FROM unnest($3::text[]) AS k(name)
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev
      WHERE ev.stream_pk = (SELECT id FROM s) AND ev.event_type = k.name AND ev.stream_version >= $4::bigint
      ORDER BY ev.stream_version LIMIT $5::bigint
@@ -143,7 +143,7 @@ UNION ALL
  FROM /* TEMPLATE: schema */links l
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_pk, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = l.event_id OFFSET 0
  ) e
  CROSS JOIN LATERAL (

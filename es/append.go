@@ -41,7 +41,11 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 	if len(events) == 0 {
 		return invalid(op, stream, "no events")
 	}
-	p, err := s.prepareEvents(events)
+	jsonb, err := s.isJSONB(ctx)
+	if err != nil {
+		return opError(op, stream, err)
+	}
+	p, err := s.prepareEvents(events, jsonb)
 	if err != nil {
 		return opError(op, stream, err)
 	}
@@ -169,7 +173,9 @@ func checkWritable(op, stream string, expected ExpectedVersion) error {
 	return nil
 }
 
-func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error) {
+// prepareEvents encodes and checks events for an append; jsonb says the schema stores data as
+// jsonb, which refuses some JSON.
+func (s *Store) prepareEvents(events []EventData, jsonb bool) (db.AppendEventsParams, error) {
 	n := len(events)
 	p := db.AppendEventsParams{
 		GivenIds:       []uuid.UUID{},
@@ -225,6 +231,11 @@ func (s *Store) prepareEvents(events []EventData) (db.AppendEventsParams, error)
 		}
 		if err := checkEventType(typ, i); err != nil {
 			return p, err
+		}
+		if jsonb {
+			if err := checkJSONBEvent(data, meta); err != nil {
+				return p, fmt.Errorf("event %d (%.40s): %w", i, typ, err)
+			}
 		}
 		p.EventIds[i], p.EventTypes[i], p.Data[i], p.Metadata[i] = id, typ, data, meta
 		p.CausationIds[i], p.CorrelationIds[i] = e.CausationID, e.CorrelationID

@@ -51,6 +51,10 @@ func (s *Store) AppendToStreams(ctx context.Context, appends []StreamAppend, opt
 		StreamAppend
 		p db.AppendEventsParams
 	}
+	jsonb, err := s.isJSONB(ctx)
+	if err != nil {
+		return opError(op, "", err)
+	}
 	parts := make([]prepared, len(appends))
 	writes := 0
 	ids := map[uuid.UUID]string{}
@@ -63,7 +67,7 @@ func (s *Store) AppendToStreams(ctx context.Context, appends []StreamAppend, opt
 			continue
 		}
 		writes++
-		if parts[i].p, err = s.prepareEvents(a.Events); err != nil {
+		if parts[i].p, err = s.prepareEvents(a.Events, jsonb); err != nil {
 			return opError(op, a.Stream, err)
 		}
 		for _, id := range parts[i].p.GivenIds {

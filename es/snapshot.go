@@ -89,9 +89,18 @@ func (s *Store) RecordSnapshot(ctx context.Context, snap SnapshotData, opts ...O
 	if data == nil {
 		data = []byte{}
 	}
+	jsonb, err := s.isJSONB(ctx)
+	if err != nil {
+		return opError(op, snap.SourceID, err)
+	}
 	meta, err := marshalMetadata(snap.Metadata)
 	if err != nil {
 		return invalid(op, snap.SourceID, "encode metadata: %v", err)
+	}
+	if jsonb {
+		if err := checkJSONBEvent(data, meta); err != nil {
+			return opError(op, snap.SourceID, err)
+		}
 	}
 	created := snap.CreatedAt
 	if created.IsZero() {

@@ -10,6 +10,7 @@
 //
 // Main runs the package's tests once per database/sql driver, lib/pq ("postgres") and pgx's
 // stdlib ("pgx"); ES_TEST_DRIVER=postgres or ES_TEST_DRIVER=pgx runs one only.
+// ES_TEST_DATA_TYPE=jsonb creates the schemas with data stored as jsonb (see goose.Options).
 package estest
 
 import (
@@ -159,7 +160,8 @@ func NewSchema(tb testing.TB) string {
 	_, _ = rand.Read(b[:])
 	name := "t_" + hex.EncodeToString(b[:])
 	ctx := context.WithoutCancel(tb.Context())
-	if _, err := goose.Up(ctx, db, name); err != nil {
+	// ES_TEST_DATA_TYPE=jsonb runs the tests against stores that keep data as jsonb.
+	if _, err := goose.UpWithOptions(ctx, db, name, goose.Options{DataType: goose.DataType(os.Getenv("ES_TEST_DATA_TYPE"))}); err != nil {
 		tb.Fatalf("estest: migrate schema %s: %v", name, err)
 	}
 	tb.Cleanup(func() {

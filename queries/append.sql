@@ -44,7 +44,7 @@ WITH dup AS (
     SELECT x.event_id, s.id, s.base + x.ord, x.event_type,
            nullif(x.causation_id, '00000000-0000-0000-0000-000000000000'::uuid),
            nullif(x.correlation_id, '00000000-0000-0000-0000-000000000000'::uuid),
-           x.data, x.metadata, @created_at::timestamptz
+           /* TEMPLATE: schema */data_in(x.data), /* TEMPLATE: schema */data_in(x.metadata), @created_at::timestamptz
     FROM s, x
     RETURNING 1
 ), pend AS (
@@ -85,7 +85,8 @@ WITH dup AS (
     INSERT INTO /* TEMPLATE: schema */events
         (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
     SELECT @event_id::uuid, s.id, s.stream_version, @event_type::text, sqlc.narg(causation_id)::uuid,
-           sqlc.narg(correlation_id)::uuid, @data::bytea, sqlc.narg(metadata)::bytea, @created_at::timestamptz
+           sqlc.narg(correlation_id)::uuid, /* TEMPLATE: schema */data_in(@data::bytea),
+           /* TEMPLATE: schema */data_in(sqlc.narg(metadata)::bytea), @created_at::timestamptz
     FROM s
     RETURNING 1
 ), pend AS (

@@ -16,7 +16,7 @@ WITH c AS MATERIALIZED (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -34,7 +34,7 @@ WITH c AS MATERIALIZED (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -52,7 +52,7 @@ WITH c AS MATERIALIZED (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -86,7 +86,7 @@ WITH hits AS (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -104,7 +104,7 @@ WITH hits AS (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
@@ -122,7 +122,7 @@ WITH hits AS (
         FROM /* TEMPLATE: schema */all_events a
         CROSS JOIN LATERAL (
             SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-                   ev.data, ev.metadata, ev.created_at
+                   /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
             FROM /* TEMPLATE: schema */events ev
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e

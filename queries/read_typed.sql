@@ -17,7 +17,7 @@ UNION ALL
  FROM unnest(@event_types::text[]) AS k(name)
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev
      WHERE ev.stream_pk = (SELECT id FROM s) AND ev.event_type = k.name AND ev.stream_version >= @start::bigint
      ORDER BY ev.stream_version LIMIT @max_count::bigint
@@ -29,7 +29,7 @@ UNION ALL
  FROM /* TEMPLATE: schema */links l
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_pk, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = l.event_id OFFSET 0
  ) e
  CROSS JOIN LATERAL (
@@ -56,7 +56,7 @@ UNION ALL
  FROM unnest(@event_types::text[]) AS k(name)
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev
      WHERE ev.stream_pk = (SELECT id FROM s) AND ev.event_type = k.name AND ev.stream_version <= @start::bigint
      ORDER BY ev.stream_version DESC LIMIT @max_count::bigint
@@ -68,7 +68,7 @@ UNION ALL
  FROM /* TEMPLATE: schema */links l
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_pk, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = l.event_id OFFSET 0
  ) e
  CROSS JOIN LATERAL (

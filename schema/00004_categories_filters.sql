@@ -1,8 +1,16 @@
--- Categories and filtered reads of $all (a stream's category is its name up to the first '-').
+-- Categories and filtered reads of $all, and the choice of how event data is stored.
+--
+-- Categories: a stream's category is its name up to the first '-'.
 -- Every $all row also carries its event's category and type, each indexed with the position, so
 -- a read of one category or of some event types costs what it returns, not the store's size.
 -- The sequencer fills both columns; rows already in $all get them here. A third index finds the
 -- last events of a type in a stream.
+--
+-- Data type: event and snapshot data and metadata are bytea by default, or jsonb when the schema
+-- is initialised with that choice (the runner replaces the data_type marker below), so that SQL
+-- can query and index event fields. The store reads and writes data through data_in and
+-- data_out, which convert to and from the column type (the identity for bytea); it learns the
+-- choice from the settings table.
 
 -- +goose Up
 ALTER TABLE /* TEMPLATE: schema */all_events ADD COLUMN category text, ADD COLUMN event_type text;
@@ -76,7 +84,60 @@ END
 $$;
 -- +goose StatementEnd
 
+CREATE TABLE /* TEMPLATE: schema */settings (
+    name  text PRIMARY KEY,
+    value text NOT NULL
+);
+INSERT INTO /* TEMPLATE: schema */settings (name, value) VALUES ('data_type', /* TEMPLATE: data_type */'bytea');
+
+CREATE FUNCTION /* TEMPLATE: schema */data_in(d bytea) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT d';
+CREATE FUNCTION /* TEMPLATE: schema */data_out(d bytea) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT d';
+
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF (SELECT value FROM /* TEMPLATE: schema */settings WHERE name = 'data_type') = 'jsonb' THEN
+        ALTER TABLE /* TEMPLATE: schema */events
+            ALTER COLUMN data TYPE jsonb USING convert_from(data, 'UTF8')::jsonb,
+            ALTER COLUMN metadata TYPE jsonb USING convert_from(nullif(metadata, ''::bytea), 'UTF8')::jsonb;
+        ALTER TABLE /* TEMPLATE: schema */snapshots
+            ALTER COLUMN data TYPE jsonb USING convert_from(data, 'UTF8')::jsonb,
+            ALTER COLUMN metadata TYPE jsonb USING convert_from(nullif(metadata, ''::bytea), 'UTF8')::jsonb;
+        DROP FUNCTION /* TEMPLATE: schema */data_in(bytea);
+        DROP FUNCTION /* TEMPLATE: schema */data_out(bytea);
+        -- Empty bytes are how some drivers' array encodings send "no metadata".
+        CREATE FUNCTION /* TEMPLATE: schema */data_in(d bytea) RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE
+            AS $f$ SELECT convert_from(nullif(d, ''::bytea), 'UTF8')::jsonb $f$;
+        CREATE FUNCTION /* TEMPLATE: schema */data_out(d jsonb) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE
+            AS $f$ SELECT convert_to(d::text, 'UTF8') $f$;
+    ELSIF (SELECT value FROM /* TEMPLATE: schema */settings WHERE name = 'data_type') <> 'bytea' THEN
+        RAISE EXCEPTION 'event store: unknown data type %', (SELECT value FROM /* TEMPLATE: schema */settings WHERE name = 'data_type');
+    END IF;
+END
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF (SELECT value FROM /* TEMPLATE: schema */settings WHERE name = 'data_type') = 'jsonb' THEN
+        DROP FUNCTION /* TEMPLATE: schema */data_in(bytea);
+        DROP FUNCTION /* TEMPLATE: schema */data_out(jsonb);
+        ALTER TABLE /* TEMPLATE: schema */events
+            ALTER COLUMN data TYPE bytea USING convert_to(data::text, 'UTF8'),
+            ALTER COLUMN metadata TYPE bytea USING convert_to(metadata::text, 'UTF8');
+        ALTER TABLE /* TEMPLATE: schema */snapshots
+            ALTER COLUMN data TYPE bytea USING convert_to(data::text, 'UTF8'),
+            ALTER COLUMN metadata TYPE bytea USING convert_to(metadata::text, 'UTF8');
+    ELSE
+        DROP FUNCTION /* TEMPLATE: schema */data_in(bytea);
+        DROP FUNCTION /* TEMPLATE: schema */data_out(bytea);
+    END IF;
+END
+$$;
+-- +goose StatementEnd
+DROP TABLE /* TEMPLATE: schema */settings;
 DROP FUNCTION /* TEMPLATE: schema */sequence_all(integer, text);
 -- +goose StatementBegin
 CREATE FUNCTION /* TEMPLATE: schema */sequence_all(max_pending integer, channel text)
