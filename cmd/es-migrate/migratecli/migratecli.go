@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
 	_ "github.com/lib/pq"              // registers driver "postgres"
 
+	"github.com/go-eventstore/eventstore/goose"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
@@ -71,6 +72,9 @@ Flags (before or after the command):
   --driver NAME       The database/sql driver: postgres (lib/pq) or pgx (pgx's stdlib).
                       Default: postgres.
   --force             Confirm reset or drop, which destroy data.
+  --data-type TYPE    For init: store event data and metadata as bytea (the default: any
+                      serializer's bytes) or jsonb (native JSON, queryable and indexable with
+                      SQL). Chosen once per schema; init on a schema of the other type fails.
   -h, --help          Show this text.
 
 Database names for create and drop: letters, digits, underscores and hyphens, starting with a
@@ -95,6 +99,7 @@ type options struct {
 	schema      string
 	driver      string
 	force       bool
+	dataType    string
 }
 
 // usageError is a command-line mistake or a refusal: exit code 2.
@@ -155,6 +160,7 @@ func parseArgs(args []string) (options, string, error) {
 	fs.StringVar(&o.schema, "schema", o.schema, "")
 	fs.StringVar(&o.driver, "driver", o.driver, "")
 	fs.BoolVar(&o.force, "force", false, "")
+	fs.StringVar(&o.dataType, "data-type", "", "")
 
 	var positional []string
 	rest := args
@@ -189,6 +195,9 @@ func (o *options) validate() error {
 	}
 	if err := sqltmpl.ValidateSchema(o.schema); err != nil {
 		return usagef("--schema: %v", err)
+	}
+	if o.dataType != "" && o.dataType != string(goose.Bytea) && o.dataType != string(goose.JSONB) {
+		return usagef("invalid --data-type %q: use bytea or jsonb", o.dataType)
 	}
 	return nil
 }
