@@ -3,7 +3,9 @@
 -- max_count: of the given categories (any), event types (any) and stream-name prefixes (any),
 -- each filter left empty meaning all. With categories, it walks the (category, position) index,
 -- one range scan per category; else with event types the (event_type, position) index; else it
--- scans $all from start, so upto bounds the work. The first row is a marker (event_number -1,
+-- scans $all from start, so upto bounds the work. Each branch filters on its own key only: a
+-- redundant condition on the key makes the planner expect a handful of rows and fetch every
+-- match before sorting, instead of walking the index in position order up to the limit. The first row is a marker (event_number -1,
 -- event_id NULL) whose origin_version is the last $all position this read's snapshot saw: a
 -- reader that found fewer than max_count events has examined everything up to it (or to upto).
 -- Hard-deleted events (holes) are stepped over.
@@ -39,7 +41,6 @@ WITH c AS MATERIALIZED (
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
         WHERE a.event_type = k.name AND a.position >= @start::bigint AND a.position <= @upto::bigint
-          AND (cardinality(@event_types::text[]) = 0 OR a.event_type = ANY(@event_types::text[]))
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
@@ -57,7 +58,6 @@ WITH c AS MATERIALIZED (
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
         WHERE k.name IS NOT NULL AND a.position >= @start::bigint AND a.position <= @upto::bigint
-          AND (cardinality(@event_types::text[]) = 0 OR a.event_type = ANY(@event_types::text[]))
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
@@ -109,7 +109,6 @@ WITH hits AS (
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
         WHERE a.event_type = k.name AND a.position <= @start::bigint AND a.position >= @downto::bigint
-          AND (cardinality(@event_types::text[]) = 0 OR a.event_type = ANY(@event_types::text[]))
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
@@ -127,7 +126,6 @@ WITH hits AS (
             WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version OFFSET 0
         ) e
         WHERE k.name IS NOT NULL AND a.position <= @start::bigint AND a.position >= @downto::bigint
-          AND (cardinality(@event_types::text[]) = 0 OR a.event_type = ANY(@event_types::text[]))
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
