@@ -101,6 +101,9 @@ type Config struct {
 	// LatencyMinEvents is the fewest deliveries the latency workload measures; it runs longer
 	// than Duration (up to 4x) to reach them. Defaults to 3000.
 	LatencyMinEvents int
+	// DataType is the stores' data column type, "bytea" or "jsonb" (see goose.Options); the
+	// baseline's table stays bytea. Defaults to bytea.
+	DataType string
 	// Progress receives progress lines. Defaults to discarding them.
 	Progress io.Writer
 	// Logger is the stores' logger. Defaults to a Warn-level text handler on stderr.
