@@ -16,6 +16,7 @@
 //	latency    append-commit to subscriber-delivery latency, 10 writers, p50/p99/max
 //	catchup    preload Config.LoadEvents events, then a persistent $all subscription catches up
 //	big        the append and read workloads again with Config.LoadEvents events already stored
+//	filters    category reads and filtered $all catch-ups in a store of Config.LoadEvents events
 package bench
 
 import (
@@ -58,9 +59,9 @@ const (
 )
 
 // AllWorkloads lists every workload name, in run order.
-var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big}
+var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters}
 
-// DefaultWorkloads are the workloads run when Config.Workloads is empty: all but Big.
+// DefaultWorkloads are the workloads run when Config.Workloads is empty: all but Big and Filters.
 var DefaultWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp}
 
 // Config configures Run. The zero value runs the default workloads under both drivers, 5s each,
@@ -100,6 +101,9 @@ type Config struct {
 	// LatencyMinEvents is the fewest deliveries the latency workload measures; it runs longer
 	// than Duration (up to 4x) to reach them. Defaults to 3000.
 	LatencyMinEvents int
+	// DataType is the stores' data column type, "bytea" or "jsonb" (see goose.Options); the
+	// baseline's table stays bytea. Defaults to bytea.
+	DataType string
 	// Progress receives progress lines. Defaults to discarding them.
 	Progress io.Writer
 	// Logger is the stores' logger. Defaults to a Warn-level text handler on stderr.
@@ -348,6 +352,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				break
 			}
 			if err := r.runLoaded(ctx, e, selected(CatchUp), selected(Big)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if selected(Filters) {
+		for _, e := range r.envs {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := r.filters(ctx, e); err != nil {
 				errs = append(errs, err)
 			}
 		}

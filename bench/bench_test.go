@@ -81,8 +81,9 @@ func TestHarness(t *testing.T) {
 	}
 	is.True(latency)
 	is.True(catchup)
-	// 2 + 2 + 1 + 2 append and read levels, latency, preload, catch-up, 2 big appends, 2 big reads.
-	is.Equal(len(rep.Results), 14)
+	// 2 + 2 + 1 + 2 append and read levels, latency, preload, catch-up, 2 big appends, 2 big reads,
+	// 4 filtered reads.
+	is.Equal(len(rep.Results), 18)
 
 	var out bytes.Buffer
 	is.NoErr(rep.WriteMarkdown(&out))

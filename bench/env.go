@@ -156,7 +156,7 @@ func (e *env) newFixture(ctx context.Context) (*fixture, error) {
 	e.r.mu.Lock()
 	e.r.schemas = append(e.r.schemas, schema)
 	e.r.mu.Unlock()
-	if _, err := goose.Up(ctx, e.db, schema); err != nil {
+	if _, err := goose.UpWithOptions(ctx, e.db, schema, goose.Options{DataType: goose.DataType(e.r.cfg.DataType)}); err != nil {
 		return nil, err
 	}
 	raw, err := createRaw(ctx, e.db, schema)

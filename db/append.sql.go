@@ -14,19 +14,24 @@ import (
 )
 
 const appendEvent = `-- name: AppendEvent :one
-WITH created AS (
+WITH dup AS (
+    SELECT EXISTS (
+        SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = $1::uuid
+    ) AS found
+), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
-    SELECT $1::text, 1
-    WHERE $2::bigint IN (-1, -2, 0)
+    SELECT $2::text, 1
+    WHERE $3::bigint IN (-1, -2, 0) AND NOT (SELECT found FROM dup)
     ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + 1
-        WHERE $2::bigint = -1 AND st.deleted_at IS NULL
+        WHERE $3::bigint = -1 AND st.deleted_at IS NULL
     RETURNING st.id, st.stream_version
 ), updated AS (
     UPDATE /* TEMPLATE: schema */streams AS st SET stream_version = st.stream_version + 1
-    WHERE ($2::bigint = -3 OR $2::bigint > 0)
-      AND st.stream_name = $1::text
+    WHERE ($3::bigint = -3 OR $3::bigint > 0)
+      AND st.stream_name = $2::text
       AND st.deleted_at IS NULL
-      AND ($2::bigint = -3 OR st.stream_version = $2::bigint)
+      AND ($3::bigint = -3 OR st.stream_version = $3::bigint)
+      AND NOT (SELECT found FROM dup)
     RETURNING st.id, st.stream_version
 ), s AS (
     SELECT id, stream_version FROM created
@@ -35,8 +40,9 @@ WITH created AS (
 ), ev AS (
     INSERT INTO /* TEMPLATE: schema */events
         (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
-    SELECT $3::uuid, s.id, s.stream_version, $4::text, $5::uuid,
-           $6::uuid, $7::bytea, $8::bytea, $9::timestamptz
+    SELECT $4::uuid, s.id, s.stream_version, $5::text, $6::uuid,
+           $7::uuid, /* TEMPLATE: schema */data_in($8::bytea),
+           /* TEMPLATE: schema */data_in($9::bytea), $10::timestamptz
     FROM s
     RETURNING 1
 ), pend AS (
@@ -48,6 +54,7 @@ SELECT s.id, s.stream_version FROM s
 `
 
 type AppendEventParams struct {
+	GivenID       uuid.NullUUID
 	StreamName    string
 	Expected      int64
 	EventID       uuid.UUID
@@ -65,9 +72,11 @@ type AppendEventRow struct {
 }
 
 // AppendEvents for a single event, with scalar parameters: cheaper to bind and to execute than
-// the arrays, for the most common append.
+// the arrays, for the most common append. given_id is the event id when the caller chose it
+// (NULL when generated): no row comes back when it is already stored.
 func (q *Queries) AppendEvent(ctx context.Context, db DBTX, arg AppendEventParams) (AppendEventRow, error) {
 	row := db.QueryRowContext(ctx, appendEvent,
+		arg.GivenID,
 		arg.StreamName,
 		arg.Expected,
 		arg.EventID,
@@ -84,39 +93,44 @@ func (q *Queries) AppendEvent(ctx context.Context, db DBTX, arg AppendEventParam
 }
 
 const appendEvents = `-- name: AppendEvents :one
-WITH created AS (
+WITH dup AS (
+    SELECT EXISTS (
+        SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = ANY($1::uuid[])
+    ) AS found
+), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
-    SELECT $1::text, $2::bigint
-    WHERE $3::bigint IN (-1, -2, 0)
+    SELECT $2::text, $3::bigint
+    WHERE $4::bigint IN (-1, -2, 0) AND NOT (SELECT found FROM dup)
     ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + EXCLUDED.stream_version
-        WHERE $3::bigint = -1 AND st.deleted_at IS NULL
+        WHERE $4::bigint = -1 AND st.deleted_at IS NULL
     RETURNING st.id, st.stream_version
 ), updated AS (
-    UPDATE /* TEMPLATE: schema */streams AS st SET stream_version = st.stream_version + $2::bigint
-    WHERE ($3::bigint = -3 OR $3::bigint > 0)
-      AND st.stream_name = $1::text
+    UPDATE /* TEMPLATE: schema */streams AS st SET stream_version = st.stream_version + $3::bigint
+    WHERE ($4::bigint = -3 OR $4::bigint > 0)
+      AND st.stream_name = $2::text
       AND st.deleted_at IS NULL
-      AND ($3::bigint = -3 OR st.stream_version = $3::bigint)
+      AND ($4::bigint = -3 OR st.stream_version = $4::bigint)
+      AND NOT (SELECT found FROM dup)
     RETURNING st.id, st.stream_version
 ), s AS (
-    SELECT id, stream_version, stream_version - $2::bigint AS base FROM created
+    SELECT id, stream_version, stream_version - $3::bigint AS base FROM created
     UNION ALL
-    SELECT id, stream_version, stream_version - $2::bigint AS base FROM updated
+    SELECT id, stream_version, stream_version - $3::bigint AS base FROM updated
 ), x AS (
-    SELECT unnest($4::uuid[]) AS event_id,
-           unnest($5::text[]) AS event_type,
-           unnest($6::uuid[]) AS causation_id,
-           unnest($7::uuid[]) AS correlation_id,
-           unnest($8::bytea[]) AS data,
-           unnest($9::bytea[]) AS metadata,
-           generate_series(1, $2::bigint) AS ord
+    SELECT unnest($5::uuid[]) AS event_id,
+           unnest($6::text[]) AS event_type,
+           unnest($7::uuid[]) AS causation_id,
+           unnest($8::uuid[]) AS correlation_id,
+           unnest($9::bytea[]) AS data,
+           unnest($10::bytea[]) AS metadata,
+           generate_series(1, $3::bigint) AS ord
 ), ev AS (
     INSERT INTO /* TEMPLATE: schema */events
         (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
     SELECT x.event_id, s.id, s.base + x.ord, x.event_type,
            nullif(x.causation_id, '00000000-0000-0000-0000-000000000000'::uuid),
            nullif(x.correlation_id, '00000000-0000-0000-0000-000000000000'::uuid),
-           x.data, x.metadata, $10::timestamptz
+           /* TEMPLATE: schema */data_in(x.data), /* TEMPLATE: schema */data_in(x.metadata), $11::timestamptz
     FROM s, x
     RETURNING 1
 ), pend AS (
@@ -128,6 +142,7 @@ SELECT s.id, s.stream_version FROM s
 `
 
 type AppendEventsParams struct {
+	GivenIds       []uuid.UUID
 	StreamName     string
 	Count          int64
 	Expected       int64
@@ -148,11 +163,14 @@ type AppendEventsRow struct {
 // Appends events to a stream in one statement: it locks only the stream's own row (insert or
 // update, by expected version), inserts the events, and records one pending row for the
 // sequencer. expected: -1 any version, -2 no stream, -3 stream exists, 0 new stream, n > 0 exactly
-// n. No row comes back when the expected version does not hold; nothing is written then. The
-// causation and correlation arrays may be empty: set-returning functions in one select list run
-// in step, and a shorter one is padded with NULLs.
+// n. No row comes back when the expected version does not hold, or when one of given_ids (the
+// event ids the caller chose; generated ones cannot collide) is already stored: nothing is
+// written then, and no error aborts the caller's transaction. The causation and correlation
+// arrays may be empty: set-returning functions in one select list run in step, and a shorter one
+// is padded with NULLs.
 func (q *Queries) AppendEvents(ctx context.Context, db DBTX, arg AppendEventsParams) (AppendEventsRow, error) {
 	row := db.QueryRowContext(ctx, appendEvents,
+		pq.Array(arg.GivenIds),
 		arg.StreamName,
 		arg.Count,
 		arg.Expected,
@@ -217,33 +235,6 @@ func (q *Queries) CheckLinkEvents(ctx context.Context, db DBTX, arg CheckLinkEve
 	return items, nil
 }
 
-const existingEventIDs = `-- name: ExistingEventIDs :many
-SELECT e.event_id FROM /* TEMPLATE: schema */events e WHERE e.event_id = ANY($1::uuid[])
-`
-
-func (q *Queries) ExistingEventIDs(ctx context.Context, db DBTX, eventIds []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := db.QueryContext(ctx, existingEventIDs, pq.Array(eventIds))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []uuid.UUID
-	for rows.Next() {
-		var event_id uuid.UUID
-		if err := rows.Scan(&event_id); err != nil {
-			return nil, err
-		}
-		items = append(items, event_id)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const linkEvents = `-- name: LinkEvents :one
 WITH created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
@@ -297,4 +288,48 @@ func (q *Queries) LinkEvents(ctx context.Context, db DBTX, arg LinkEventsParams)
 	var i LinkEventsRow
 	err := row.Scan(&i.ID, &i.StreamVersion)
 	return i, err
+}
+
+const storedEvents = `-- name: StoredEvents :many
+SELECT e.event_id, e.stream_version, s.stream_name, (s.deleted_at IS NOT NULL)::bool AS deleted
+FROM /* TEMPLATE: schema */events e
+JOIN /* TEMPLATE: schema */streams s ON s.id = e.stream_pk
+WHERE e.event_id = ANY($1::uuid[])
+`
+
+type StoredEventsRow struct {
+	EventID       uuid.UUID
+	StreamVersion int64
+	StreamName    string
+	Deleted       bool
+}
+
+// Where events are stored: their stream, version there, and whether it is soft deleted. Decides
+// whether a refused append is a re-sent one (idempotent) or a duplicate.
+func (q *Queries) StoredEvents(ctx context.Context, db DBTX, eventIds []uuid.UUID) ([]StoredEventsRow, error) {
+	rows, err := db.QueryContext(ctx, storedEvents, pq.Array(eventIds))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StoredEventsRow
+	for rows.Next() {
+		var i StoredEventsRow
+		if err := rows.Scan(
+			&i.EventID,
+			&i.StreamVersion,
+			&i.StreamName,
+			&i.Deleted,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -21,6 +21,8 @@ type AllEvent struct {
 	Position      int64
 	StreamPk      int64
 	StreamVersion int64
+	Category      sql.NullString
+	EventType     sql.NullString
 }
 
 type Deletion struct {
@@ -51,6 +53,11 @@ type Pending struct {
 	StreamPk     int64
 	FirstVersion int64
 	LastVersion  int64
+}
+
+type Setting struct {
+	Name  string
+	Value string
 }
 
 type Snapshot struct {

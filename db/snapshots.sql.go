@@ -20,14 +20,23 @@ func (q *Queries) DeleteSnapshot(ctx context.Context, db DBTX, sourceID string) 
 }
 
 const readSnapshot = `-- name: ReadSnapshot :one
-SELECT source_id, source_version, source_type, data, metadata, created_at
+SELECT source_id, source_version, source_type, /* TEMPLATE: schema */data_out(data) AS data, /* TEMPLATE: schema */data_out(metadata) AS metadata, created_at
 FROM /* TEMPLATE: schema */snapshots
 WHERE source_id = $1::text
 `
 
-func (q *Queries) ReadSnapshot(ctx context.Context, db DBTX, sourceID string) (Snapshot, error) {
+type ReadSnapshotRow struct {
+	SourceID      string
+	SourceVersion int64
+	SourceType    string
+	Data          []byte
+	Metadata      []byte
+	CreatedAt     time.Time
+}
+
+func (q *Queries) ReadSnapshot(ctx context.Context, db DBTX, sourceID string) (ReadSnapshotRow, error) {
 	row := db.QueryRowContext(ctx, readSnapshot, sourceID)
-	var i Snapshot
+	var i ReadSnapshotRow
 	err := row.Scan(
 		&i.SourceID,
 		&i.SourceVersion,
@@ -41,7 +50,8 @@ func (q *Queries) ReadSnapshot(ctx context.Context, db DBTX, sourceID string) (S
 
 const recordSnapshot = `-- name: RecordSnapshot :exec
 INSERT INTO /* TEMPLATE: schema */snapshots AS s (source_id, source_version, source_type, data, metadata, created_at)
-VALUES ($1::text, $2::bigint, $3::text, $4::bytea, $5::bytea, $6::timestamptz)
+VALUES ($1::text, $2::bigint, $3::text, /* TEMPLATE: schema */data_in($4::bytea),
+        /* TEMPLATE: schema */data_in($5::bytea), $6::timestamptz)
 ON CONFLICT (source_id) DO UPDATE
 SET source_version = EXCLUDED.source_version,
     source_type = EXCLUDED.source_type,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 
@@ -310,7 +311,8 @@ func TestAppendMetadataSharedAndDistinct(t *testing.T) {
 	}
 }
 
-// Data registered as json.RawMessage is stored and read back byte for byte.
+// Data registered as json.RawMessage is stored and read back byte for byte (a jsonb schema keeps
+// the JSON value, in its own text form).
 func TestAppendRawMessageRoundTrip(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
@@ -324,6 +326,13 @@ func TestAppendRawMessageRoundTrip(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(len(got), 2)
 	for _, ev := range got {
+		if os.Getenv("ES_TEST_DATA_TYPE") == "jsonb" {
+			var want, have any
+			is.NoErr(json.Unmarshal(data, &want))
+			is.NoErr(json.Unmarshal(ev.Data.(json.RawMessage), &have))
+			is.Equal(have, want)
+			continue
+		}
 		is.Equal(ev.Data, data)
 	}
 }

@@ -33,9 +33,10 @@ func (s *Store) DeleteStream(ctx context.Context, stream string, expected Expect
 	if err != nil {
 		return err
 	}
+	if err := checkStreamName(op, stream); err != nil {
+		return err
+	}
 	switch {
-	case stream == "":
-		return invalid(op, stream, "empty stream name")
 	case stream == AllStream:
 		return opError(op, stream, ErrCannotDeleteAll)
 	case expected == NoStream || expected == 0 || !expected.valid():

@@ -41,7 +41,7 @@ func opError(op, stream string, err error) error {
 	if stream == "" {
 		return fmt.Errorf("eventstore: %s: %w", op, err)
 	}
-	return fmt.Errorf("eventstore: %s %q: %w", op, stream, err)
+	return fmt.Errorf("eventstore: %s %q: %w", op, shownName(stream), err)
 }
 
 func invalid(op, stream, format string, args ...any) error {

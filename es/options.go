@@ -12,6 +12,8 @@ type callOptions struct {
 	tx         *sql.Tx
 	batchSize  int
 	eventTypes []string
+	categories []string
+	prefixes   []string
 	err        error
 }
 
@@ -43,14 +45,15 @@ func WithBatchSize(n int) Option {
 	}
 }
 
-// WithEventTypes restricts reads of $all (ReadAll*, StreamAll*) to events of the given types; the
-// filter runs in SQL. Defaults to all types.
+// WithEventTypes restricts reads of $all, of categories and of streams (Read*, Stream*) to events
+// of the given types; the filter runs in SQL, through an index on the type. Defaults to all
+// types.
 func WithEventTypes(types ...string) Option {
 	return func(o *callOptions) {
-		if len(types) == 0 {
-			o.err = fmt.Errorf("%w: WithEventTypes needs at least one type", ErrInvalidArgument)
-		}
 		o.eventTypes = append(o.eventTypes, types...)
+		if o.err == nil {
+			o.err = checkFilterValues("WithEventTypes", "event type", types, MaxEventTypeLen, len(o.eventTypes))
+		}
 	}
 }
 

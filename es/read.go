@@ -2,6 +2,7 @@ package es
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"iter"
@@ -15,6 +16,10 @@ import (
 // ReadStreamForward returns at most count events of a stream, from event number start (1 is the
 // first event; 0 means from the beginning), in order. Reading past the end returns no events.
 // Reading AllStream reads $all. Errors: ErrStreamNotFound, ErrStreamDeleted (soft deleted).
+//
+// WithEventTypes keeps the events of the given types (event numbers stay the stream's); the
+// stream's own events are found through an index on (stream, type, version), so the last event of
+// type T in stream S is one cheap read: ReadStreamBackward(ctx, S, -1, 1, WithEventTypes(T)).
 func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
 	if stream == AllStream {
 		return s.ReadAllForward(ctx, start, count, opts...)
@@ -27,9 +32,17 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 	if start < 0 {
 		return nil, invalid(op, stream, "start %d, must be 0 or more", start)
 	}
+	if len(o.eventTypes) > 0 {
+		return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
+			rows, err := s.q.ReadStreamTypedForward(ctx, s.conn(o), db.ReadStreamTypedForwardParams{
+				StreamName: stream, EventTypes: dedupe(o.eventTypes), Start: start, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
+			})
+			return eachRow(rows, err, fn)
+		})
+	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
 		return s.q.ReadStreamForwardEach(ctx, s.conn(o), db.ReadStreamForwardParams{
-			StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: int64(count) + 1,
+			StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 		}, fn)
 	})
 }
@@ -49,55 +62,70 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 	if err != nil {
 		return nil, err
 	}
+	if len(o.eventTypes) > 0 {
+		return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
+			rows, err := s.q.ReadStreamTypedBackward(ctx, s.conn(o), db.ReadStreamTypedBackwardParams{
+				StreamName: stream, EventTypes: dedupe(o.eventTypes), Start: from, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
+			})
+			return eachRow(rows, err, fn)
+		})
+	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
 		return s.q.ReadStreamBackwardEach(ctx, s.conn(o), db.ReadStreamBackwardParams{
-			StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: int64(count) + 1,
+			StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 		}, fn)
 	})
 }
 
 // ReadAllForward returns at most count events of $all from position start (0 means from the
 // beginning). It first gives positions to every append committed so far, so a process reads its
-// own appends. Positions of hard-deleted events are skipped. WithEventTypes filters by type.
+// own appends. Positions of hard-deleted events are skipped. WithEventTypes, WithCategories and
+// WithStreamPrefixes filter the events, in SQL: with categories or event types the read walks
+// their index, so its cost follows what it returns.
 func (s *Store) ReadAllForward(ctx context.Context, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
-	const op = "read $all forward"
-	o, err := s.readOptions(op, "", true, count, opts)
-	if err != nil {
-		return nil, err
-	}
-	if start < 0 {
-		return nil, invalid(op, "", "start %d, must be 0 or more", start)
-	}
-	if err := s.settle(ctx); err != nil {
-		return nil, mapDBError(op, "", err)
-	}
-	rows, err := s.q.ReadAllForward(ctx, s.conn(o), db.ReadAllForwardParams{
-		Start: start, MaxCount: int64(count), EventTypes: nonNil(o.eventTypes),
-	})
-	if err != nil {
-		return nil, mapDBError(op, "", err)
-	}
-	return s.allRows(op, rows)
+	return s.readAll(ctx, "read $all forward", true, start, count, opts)
 }
 
 // ReadAllBackward returns at most count events of $all from position start down; -1 means from the
-// last position.
+// last position. It takes the filters of ReadAllForward.
 func (s *Store) ReadAllBackward(ctx context.Context, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
-	const op = "read $all backward"
+	return s.readAll(ctx, "read $all backward", false, start, count, opts)
+}
+
+func (s *Store) readAll(ctx context.Context, op string, forward bool, start int64, count int, opts []Option) ([]RecordedEvent, error) {
 	o, err := s.readOptions(op, "", true, count, opts)
 	if err != nil {
 		return nil, err
 	}
-	from, err := backwardStart(op, "", start)
-	if err != nil {
-		return nil, err
+	from := start
+	if forward && start < 0 {
+		return nil, invalid(op, "", "start %d, must be 0 or more", start)
+	}
+	if !forward {
+		if from, err = backwardStart(op, "", start); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.settle(ctx); err != nil {
 		return nil, mapDBError(op, "", err)
 	}
-	rows, err := s.q.ReadAllBackward(ctx, s.conn(o), db.ReadAllBackwardParams{
-		Start: from, MaxCount: int64(count), EventTypes: nonNil(o.eventTypes),
-	})
+	conn := s.conn(o)
+	if f := o.filter(); !f.isZero() {
+		q, _ := f.plan()
+		if forward {
+			evs, _, err := s.readFilteredForward(ctx, conn, op, q, from, math.MaxInt64, count)
+			return evs, err
+		}
+		return s.readFilteredBackward(ctx, conn, op, q, from, count)
+	}
+	if forward {
+		rows, err := s.q.ReadAllForward(ctx, conn, db.ReadAllForwardParams{Start: from, MaxCount: int64(count), EventTypes: []string{}})
+		if err != nil {
+			return nil, mapDBError(op, "", err)
+		}
+		return s.allRows(op, rows)
+	}
+	rows, err := s.q.ReadAllBackward(ctx, conn, db.ReadAllBackwardParams{Start: from, MaxCount: int64(count), EventTypes: []string{}})
 	if err != nil {
 		return nil, mapDBError(op, "", err)
 	}
@@ -114,14 +142,16 @@ func (s *Store) readOptions(op, stream string, all bool, count int, opts []Optio
 	if err != nil {
 		return nil, err
 	}
-	if !all && len(o.eventTypes) > 0 {
-		return nil, invalid(op, stream, "WithEventTypes applies to $all reads only")
+	if !all && (len(o.categories) > 0 || len(o.prefixes) > 0) {
+		return nil, invalid(op, stream, "WithCategories and WithStreamPrefixes apply to $all reads only")
 	}
-	if !all && stream == "" {
-		return nil, invalid(op, stream, "empty stream name")
+	if !all {
+		if err := checkStreamName(op, stream); err != nil {
+			return nil, err
+		}
 	}
-	if count <= 0 {
-		return nil, invalid(op, stream, "count %d, must be positive", count)
+	if err := checkCount(op, stream, count); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -141,6 +171,32 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// eachRow hands the rows of a stream read of another row type, one by one, to fn.
+func eachRow[R ~struct {
+	EventNumber   int64
+	EventID       uuid.NullUUID
+	OriginName    sql.NullString
+	OriginVersion int64
+	EventType     string
+	CausationID   uuid.NullUUID
+	CorrelationID uuid.NullUUID
+	Data          []byte
+	Metadata      []byte
+	CreatedAt     sql.NullTime
+	Deleted       bool
+}](rows []R, err error, fn func(*db.ReadStreamForwardRow) error) error {
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r := db.ReadStreamForwardRow(rows[i])
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errStreamDeleted stops a stream read at its first row.

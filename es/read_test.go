@@ -353,22 +353,61 @@ func TestReadAllWithEventTypes(t *testing.T) {
 	is.Equal(eventNumbers(got), []int64{2, 5})
 }
 
-func TestReadStreamWithEventTypesRefused(t *testing.T) {
+// WithEventTypes on stream reads: own events and links, both directions, paged; the last event
+// of a type is one read.
+func TestReadStreamWithEventTypes(t *testing.T) {
 	store, ctx, is := setupRead(t)
-	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, typedEvents("a", 1, 2)))
+	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, []es.EventData{
+		{EventType: "a", Data: 1}, {EventType: "b", Data: 2}, {EventType: "a", Data: 3}, {EventType: "c", Data: 4},
+	}))
+	is.NoErr(store.AppendToStream(ctx, "s", 4, typedEvents("b", 5, 50))) // 5..54
+	is.NoErr(store.AppendToStream(ctx, "t", es.NoStream, typedEvents("c", 1, 2)))
 
-	_, err := store.ReadStreamForward(ctx, "s", 0, 10, es.WithEventTypes("a"))
-	is.True(errors.Is(err, es.ErrInvalidArgument))
-	_, err = store.ReadStreamBackward(ctx, "s", -1, 10, es.WithEventTypes("a"))
-	is.True(errors.Is(err, es.ErrInvalidArgument))
-	got, nerr, err := collect(store.StreamForward(ctx, "s", 0, es.WithEventTypes("a")))
-	is.True(errors.Is(err, es.ErrInvalidArgument))
-	is.Equal(nerr, 1)
+	last, err := store.ReadStreamBackward(ctx, "s", -1, 1, es.WithEventTypes("a"))
+	is.NoErr(err)
+	is.Equal(eventNumbers(last), []int64{3})
+	is.Equal(last[0].Data, float64(3))
+	got, err := store.ReadStreamForward(ctx, "s", 0, 100, es.WithEventTypes("a", "c"))
+	is.NoErr(err)
+	is.Equal(eventNumbers(got), []int64{1, 3, 4})
+	got, err = store.ReadStreamForward(ctx, "s", 2, 2, es.WithEventTypes("a", "c", "a"))
+	is.NoErr(err)
+	is.Equal(eventNumbers(got), []int64{3, 4})
+	got, err = store.ReadStreamBackward(ctx, "s", 3, 100, es.WithEventTypes("a", "b"))
+	is.NoErr(err)
+	is.Equal(eventNumbers(got), []int64{3, 2, 1})
+	got, err = store.ReadStreamForward(ctx, "s", 0, 100, es.WithEventTypes("none"))
+	is.NoErr(err)
 	is.Equal(len(got), 0)
-	got, nerr, err = collect(store.StreamBackward(ctx, "s", -1, es.WithEventTypes("a")))
+	got, _, err = collect(store.StreamForward(ctx, "s", 0, es.WithEventTypes("b"), es.WithBatchSize(7)))
+	is.NoErr(err)
+	is.Equal(eventNumbers(got), append([]int64{2}, numbersTo(5, 54)...))
+	got, _, err = collect(store.StreamBackward(ctx, "s", -1, es.WithEventTypes("a", "c"), es.WithBatchSize(1)))
+	is.NoErr(err)
+	is.Equal(eventNumbers(got), []int64{4, 3, 1})
+
+	// Links are filtered by their event's type, and numbered in the link stream.
+	tEvents, err := store.ReadStreamForward(ctx, "t", 0, 10)
+	is.NoErr(err)
+	sEvents, err := store.ReadStreamForward(ctx, "s", 0, 4)
+	is.NoErr(err)
+	is.NoErr(store.LinkToStream(ctx, "L", es.NoStream, es.EventIDs(append(sEvents, tEvents...)))) // a b a c c c
+	got, err = store.ReadStreamForward(ctx, "L", 0, 100, es.WithEventTypes("c"))
+	is.NoErr(err)
+	is.Equal(eventNumbers(got), []int64{4, 5, 6})
+	is.Equal(origins(got), []string{"s/4", "t/1", "t/2"})
+	got, err = store.ReadStreamBackward(ctx, "L", -1, 1, es.WithEventTypes("a"))
+	is.NoErr(err)
+	is.Equal(origins(got), []string{"s/3"})
+
+	// Missing and soft-deleted streams answer as unfiltered reads do.
+	_, err = store.ReadStreamForward(ctx, "missing", 0, 10, es.WithEventTypes("a"))
+	is.True(errors.Is(err, es.ErrStreamNotFound))
+	is.NoErr(store.DeleteStream(ctx, "t", es.AnyVersion, es.SoftDelete))
+	_, err = store.ReadStreamBackward(ctx, "t", -1, 1, es.WithEventTypes("c"))
+	is.True(errors.Is(err, es.ErrStreamDeleted))
+	_, err = store.ReadStreamForward(ctx, "s", 0, 10, es.WithEventTypes("a\x00"))
 	is.True(errors.Is(err, es.ErrInvalidArgument))
-	is.Equal(nerr, 1)
-	is.Equal(len(got), 0)
 }
 
 func TestReadIterators(t *testing.T) {

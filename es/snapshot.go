@@ -34,8 +34,8 @@ func (s *Store) ReadSnapshot(ctx context.Context, sourceID string, opts ...Optio
 	if err != nil {
 		return SnapshotData{}, err
 	}
-	if sourceID == "" {
-		return SnapshotData{}, invalid(op, sourceID, "empty source id")
+	if err := checkText("source id", sourceID, MaxSourceIDLen); err != nil {
+		return SnapshotData{}, opError(op, sourceID, err)
 	}
 	row, err := s.q.ReadSnapshot(ctx, s.conn(o), sourceID)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -65,8 +65,8 @@ func (s *Store) RecordSnapshot(ctx context.Context, snap SnapshotData, opts ...O
 	if err != nil {
 		return err
 	}
-	if snap.SourceID == "" {
-		return invalid(op, "", "empty source id")
+	if err := checkText("source id", snap.SourceID, MaxSourceIDLen); err != nil {
+		return opError(op, snap.SourceID, err)
 	}
 	if snap.SourceVersion < 0 {
 		return invalid(op, snap.SourceID, "source version %d", snap.SourceVersion)
@@ -79,13 +79,28 @@ func (s *Store) RecordSnapshot(ctx context.Context, snap SnapshotData, opts ...O
 		}
 		typ = name
 	}
+	if err := checkText("source type", typ, MaxSourceIDLen); err != nil {
+		return opError(op, snap.SourceID, err)
+	}
 	data, err := s.serializer.Marshal(snap.Data)
 	if err != nil {
 		return invalid(op, snap.SourceID, "encode data: %v", err)
 	}
+	if data == nil {
+		data = []byte{}
+	}
+	jsonb, err := s.isJSONB(ctx)
+	if err != nil {
+		return opError(op, snap.SourceID, err)
+	}
 	meta, err := marshalMetadata(snap.Metadata)
 	if err != nil {
 		return invalid(op, snap.SourceID, "encode metadata: %v", err)
+	}
+	if jsonb {
+		if err := checkJSONBEvent(data, meta); err != nil {
+			return opError(op, snap.SourceID, err)
+		}
 	}
 	created := snap.CreatedAt
 	if created.IsZero() {
@@ -105,8 +120,8 @@ func (s *Store) DeleteSnapshot(ctx context.Context, sourceID string, opts ...Opt
 	if err != nil {
 		return err
 	}
-	if sourceID == "" {
-		return invalid(op, sourceID, "empty source id")
+	if err := checkText("source id", sourceID, MaxSourceIDLen); err != nil {
+		return opError(op, sourceID, err)
 	}
 	return mapDBError(op, sourceID, s.q.DeleteSnapshot(ctx, s.conn(o), sourceID))
 }

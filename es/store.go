@@ -85,6 +85,7 @@ type Store struct {
 	listenDSN  string
 	listenApp  string
 	channel    string
+	dataType   dataTypeState // bytea or jsonb, read from the schema on first write
 
 	seq          *sequencer
 	poller       *poller

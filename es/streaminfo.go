@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"strings"
 	"time"
 
@@ -38,8 +39,8 @@ func (s *Store) StreamInfo(ctx context.Context, stream string, opts ...Option) (
 	if err != nil {
 		return StreamInfo{}, err
 	}
-	if stream == "" {
-		return StreamInfo{}, invalid(op, stream, "empty stream name")
+	if err := checkStreamName(op, stream); err != nil {
+		return StreamInfo{}, err
 	}
 	conn := s.conn(o)
 	if stream == AllStream {
@@ -146,6 +147,13 @@ func (s *Store) PaginateStreams(ctx context.Context, p PageOptions, opts ...Opti
 		return Page[StreamInfo]{}, invalid(op, "", "page number %d", p.PageNumber)
 	case !ok:
 		return Page[StreamInfo]{}, invalid(op, "", "sort field %d", p.SortBy)
+	case int64(p.PageNumber-1) > math.MaxInt64/int64(p.PageSize):
+		return Page[StreamInfo]{}, invalid(op, "", "page %d of %d streams is beyond any store", p.PageNumber, p.PageSize)
+	}
+	if p.Search != "" {
+		if err := checkText("search", p.Search, MaxSearchLen); err != nil {
+			return Page[StreamInfo]{}, opError(op, "", err)
+		}
 	}
 	search := likeEscaper.Replace(p.Search)
 	conn := s.conn(o)

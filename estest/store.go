@@ -10,6 +10,7 @@
 //
 // Main runs the package's tests once per database/sql driver, lib/pq ("postgres") and pgx's
 // stdlib ("pgx"); ES_TEST_DRIVER=postgres or ES_TEST_DRIVER=pgx runs one only.
+// ES_TEST_DATA_TYPE=jsonb creates the schemas with data stored as jsonb (see goose.Options).
 package estest
 
 import (
@@ -201,7 +202,9 @@ func NewSchemaName(tb testing.TB) string {
 func NewSchema(tb testing.TB) string {
 	tb.Helper()
 	name := NewSchemaName(tb)
-	if _, err := goose.Up(context.WithoutCancel(tb.Context()), DB(tb), name); err != nil {
+	// ES_TEST_DATA_TYPE=jsonb runs the tests against stores that keep data as jsonb.
+	opts := goose.Options{DataType: goose.DataType(os.Getenv("ES_TEST_DATA_TYPE"))}
+	if _, err := goose.UpWithOptions(context.WithoutCancel(tb.Context()), DB(tb), name, opts); err != nil {
 		tb.Fatalf("estest: migrate schema %s: %v", name, err)
 	}
 	return name

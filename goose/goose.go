@@ -84,8 +84,13 @@ func parseMigration(name string) (Migration, error) {
 }
 
 // NewProvider returns a goose Provider for the event store's migrations in schema. The schema must
-// be a plain identifier; it is created by Up if missing. Extra options are passed to goose.
+// be a plain identifier; it is created by Up if missing. Extra options are passed to goose. A
+// schema it initialises stores data as Bytea (see NewProviderWithOptions).
 func NewProvider(db *sql.DB, schemaName string, opts ...pgoose.ProviderOption) (*pgoose.Provider, error) {
+	return newProvider(db, schemaName, Bytea, opts...)
+}
+
+func newProvider(db *sql.DB, schemaName string, dataType DataType, opts ...pgoose.ProviderOption) (*pgoose.Provider, error) {
 	if db == nil {
 		return nil, errors.New("goose: nil *sql.DB")
 	}
@@ -98,7 +103,7 @@ func NewProvider(db *sql.DB, schemaName string, opts ...pgoose.ProviderOption) (
 	}
 	var gms []*pgoose.Migration
 	for _, m := range migrations {
-		up, down := sqltmpl.Apply(m.Up, schemaName), sqltmpl.Apply(m.Down, schemaName)
+		up, down := sqltmpl.Apply(applyDataType(m.Up, dataType), schemaName), sqltmpl.Apply(m.Down, schemaName)
 		gms = append(gms, pgoose.NewGoMigration(m.Version,
 			&pgoose.GoFunc{RunTx: execFunc(m.Name, up)},
 			&pgoose.GoFunc{RunTx: execFunc(m.Name, down)},

@@ -2,13 +2,19 @@
 -- Appends events to a stream in one statement: it locks only the stream's own row (insert or
 -- update, by expected version), inserts the events, and records one pending row for the
 -- sequencer. expected: -1 any version, -2 no stream, -3 stream exists, 0 new stream, n > 0 exactly
--- n. No row comes back when the expected version does not hold; nothing is written then. The
--- causation and correlation arrays may be empty: set-returning functions in one select list run
--- in step, and a shorter one is padded with NULLs.
-WITH created AS (
+-- n. No row comes back when the expected version does not hold, or when one of given_ids (the
+-- event ids the caller chose; generated ones cannot collide) is already stored: nothing is
+-- written then, and no error aborts the caller's transaction. The causation and correlation
+-- arrays may be empty: set-returning functions in one select list run in step, and a shorter one
+-- is padded with NULLs.
+WITH dup AS (
+    SELECT EXISTS (
+        SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = ANY(@given_ids::uuid[])
+    ) AS found
+), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
     SELECT @stream_name::text, @count::bigint
-    WHERE @expected::bigint IN (-1, -2, 0)
+    WHERE @expected::bigint IN (-1, -2, 0) AND NOT (SELECT found FROM dup)
     ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + EXCLUDED.stream_version
         WHERE @expected::bigint = -1 AND st.deleted_at IS NULL
     RETURNING st.id, st.stream_version
@@ -18,6 +24,7 @@ WITH created AS (
       AND st.stream_name = @stream_name::text
       AND st.deleted_at IS NULL
       AND (@expected::bigint = -3 OR st.stream_version = @expected::bigint)
+      AND NOT (SELECT found FROM dup)
     RETURNING st.id, st.stream_version
 ), s AS (
     SELECT id, stream_version, stream_version - @count::bigint AS base FROM created
@@ -37,7 +44,7 @@ WITH created AS (
     SELECT x.event_id, s.id, s.base + x.ord, x.event_type,
            nullif(x.causation_id, '00000000-0000-0000-0000-000000000000'::uuid),
            nullif(x.correlation_id, '00000000-0000-0000-0000-000000000000'::uuid),
-           x.data, x.metadata, @created_at::timestamptz
+           /* TEMPLATE: schema */data_in(x.data), /* TEMPLATE: schema */data_in(x.metadata), @created_at::timestamptz
     FROM s, x
     RETURNING 1
 ), pend AS (
@@ -49,11 +56,16 @@ SELECT s.id, s.stream_version FROM s;
 
 -- name: AppendEvent :one
 -- AppendEvents for a single event, with scalar parameters: cheaper to bind and to execute than
--- the arrays, for the most common append.
-WITH created AS (
+-- the arrays, for the most common append. given_id is the event id when the caller chose it
+-- (NULL when generated): no row comes back when it is already stored.
+WITH dup AS (
+    SELECT EXISTS (
+        SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = sqlc.narg(given_id)::uuid
+    ) AS found
+), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
     SELECT @stream_name::text, 1
-    WHERE @expected::bigint IN (-1, -2, 0)
+    WHERE @expected::bigint IN (-1, -2, 0) AND NOT (SELECT found FROM dup)
     ON CONFLICT (stream_name) DO UPDATE SET stream_version = st.stream_version + 1
         WHERE @expected::bigint = -1 AND st.deleted_at IS NULL
     RETURNING st.id, st.stream_version
@@ -63,6 +75,7 @@ WITH created AS (
       AND st.stream_name = @stream_name::text
       AND st.deleted_at IS NULL
       AND (@expected::bigint = -3 OR st.stream_version = @expected::bigint)
+      AND NOT (SELECT found FROM dup)
     RETURNING st.id, st.stream_version
 ), s AS (
     SELECT id, stream_version FROM created
@@ -72,7 +85,8 @@ WITH created AS (
     INSERT INTO /* TEMPLATE: schema */events
         (event_id, stream_pk, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at)
     SELECT @event_id::uuid, s.id, s.stream_version, @event_type::text, sqlc.narg(causation_id)::uuid,
-           sqlc.narg(correlation_id)::uuid, @data::bytea, sqlc.narg(metadata)::bytea, @created_at::timestamptz
+           sqlc.narg(correlation_id)::uuid, /* TEMPLATE: schema */data_in(@data::bytea),
+           /* TEMPLATE: schema */data_in(sqlc.narg(metadata)::bytea), @created_at::timestamptz
     FROM s
     RETURNING 1
 ), pend AS (
@@ -125,5 +139,10 @@ FROM unnest(@event_ids::uuid[]) AS x(event_id)
 LEFT JOIN /* TEMPLATE: schema */events e ON e.event_id = x.event_id
 LEFT JOIN /* TEMPLATE: schema */streams st ON st.stream_name = @stream_name::text;
 
--- name: ExistingEventIDs :many
-SELECT e.event_id FROM /* TEMPLATE: schema */events e WHERE e.event_id = ANY(@event_ids::uuid[]);
+-- name: StoredEvents :many
+-- Where events are stored: their stream, version there, and whether it is soft deleted. Decides
+-- whether a refused append is a re-sent one (idempotent) or a duplicate.
+SELECT e.event_id, e.stream_version, s.stream_name, (s.deleted_at IS NOT NULL)::bool AS deleted
+FROM /* TEMPLATE: schema */events e
+JOIN /* TEMPLATE: schema */streams s ON s.id = e.stream_pk
+WHERE e.event_id = ANY(@event_ids::uuid[]);

@@ -15,7 +15,7 @@ SELECT 0::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origin_n
  FROM s
 UNION ALL
 (SELECT oe.stream_version, oe.event_id, NULL, oe.stream_version, oe.event_type, oe.causation_id,
-        oe.correlation_id, oe.data, oe.metadata, oe.created_at, false
+        oe.correlation_id, /* TEMPLATE: schema */data_out(oe.data), /* TEMPLATE: schema */data_out(oe.metadata), oe.created_at, false
  FROM /* TEMPLATE: schema */events oe
  WHERE oe.stream_pk = (SELECT id FROM s) AND oe.stream_version >= @start::bigint
  ORDER BY oe.stream_version LIMIT @max_count::bigint)
@@ -25,7 +25,7 @@ UNION ALL
  FROM /* TEMPLATE: schema */links l
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_pk, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = l.event_id OFFSET 0
  ) e
  CROSS JOIN LATERAL (
@@ -47,7 +47,7 @@ SELECT 9223372036854775807::bigint AS event_number, NULL::uuid AS event_id, NULL
  FROM s
 UNION ALL
 (SELECT oe.stream_version, oe.event_id, NULL, oe.stream_version, oe.event_type, oe.causation_id,
-        oe.correlation_id, oe.data, oe.metadata, oe.created_at, false
+        oe.correlation_id, /* TEMPLATE: schema */data_out(oe.data), /* TEMPLATE: schema */data_out(oe.metadata), oe.created_at, false
  FROM /* TEMPLATE: schema */events oe
  WHERE oe.stream_pk = (SELECT id FROM s) AND oe.stream_version <= @start::bigint
  ORDER BY oe.stream_version DESC LIMIT @max_count::bigint)
@@ -57,7 +57,7 @@ UNION ALL
  FROM /* TEMPLATE: schema */links l
  CROSS JOIN LATERAL (
      SELECT ev.event_id, ev.stream_pk, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id,
-            ev.data, ev.metadata, ev.created_at
+            /* TEMPLATE: schema */data_out(ev.data) AS data, /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
      FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = l.event_id OFFSET 0
  ) e
  CROSS JOIN LATERAL (
@@ -76,8 +76,8 @@ SELECT a.position AS event_number, e.event_id, os.stream_name AS origin_name, e.
        e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
 FROM /* TEMPLATE: schema */all_events a
 CROSS JOIN LATERAL (
-    SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id, ev.data,
-           ev.metadata, ev.created_at
+    SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id, /* TEMPLATE: schema */data_out(ev.data) AS data,
+           /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
     FROM /* TEMPLATE: schema */events ev
     WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version
       AND (cardinality(@event_types::text[]) = 0 OR ev.event_type = ANY(@event_types::text[]))
@@ -95,8 +95,8 @@ SELECT a.position AS event_number, e.event_id, os.stream_name AS origin_name, e.
        e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
 FROM /* TEMPLATE: schema */all_events a
 CROSS JOIN LATERAL (
-    SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id, ev.data,
-           ev.metadata, ev.created_at
+    SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id, /* TEMPLATE: schema */data_out(ev.data) AS data,
+           /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
     FROM /* TEMPLATE: schema */events ev
     WHERE ev.stream_pk = a.stream_pk AND ev.stream_version = a.stream_version
       AND (cardinality(@event_types::text[]) = 0 OR ev.event_type = ANY(@event_types::text[]))

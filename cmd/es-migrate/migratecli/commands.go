@@ -100,7 +100,7 @@ func cmdInit(ctx context.Context, c *command) error {
 		return fmt.Errorf("database %q: %w", dbName, err)
 	}
 	if version(st) == 0 {
-		res, err := goose.Up(ctx, db, schema)
+		res, err := goose.UpWithOptions(ctx, db, schema, goose.Options{DataType: goose.DataType(c.opts.dataType)})
 		printApplied(c.out, res)
 		if err != nil {
 			return fmt.Errorf("database %q: %w", dbName, err)
@@ -112,6 +112,13 @@ func cmdInit(ctx context.Context, c *command) error {
 		// Initialised by someone else meanwhile.
 		if st, err = schemaStatus(ctx, db, schema); err != nil {
 			return fmt.Errorf("database %q: %w", dbName, err)
+		}
+	}
+	if want := goose.DataType(c.opts.dataType); want != "" {
+		if have, err := goose.SchemaDataType(ctx, db, schema); err != nil {
+			return fmt.Errorf("database %q: %w", dbName, err)
+		} else if have != want {
+			return usagef("schema %q in database %q stores event data as %s, not %s: the data type is chosen when a schema is initialised", schema, dbName, have, want)
 		}
 	}
 	fmt.Fprintf(c.out, "schema %q in database %q is already initialised (version %d)", schema, dbName, version(st))

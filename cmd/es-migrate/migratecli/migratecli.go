@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
 	_ "github.com/lib/pq"              // registers driver "postgres"
 
+	"github.com/go-eventstore/eventstore/goose"
 	"github.com/go-eventstore/eventstore/internal/pgdsn"
 	"github.com/go-eventstore/eventstore/internal/pgident"
 )
@@ -93,6 +94,9 @@ Flags (before or after the command):
   --role NAME         grant: the role to grant to.
   --hard-deletes      grant: also allow hard deletes (DELETE on the event tables).
   --force             Confirm reset, drop or drop-database, which destroy data.
+  --data-type TYPE    For init: store event data and metadata as bytea (the default: any
+                      serializer's bytes) or jsonb (native JSON, queryable and indexable with
+                      SQL). Chosen once per schema; init on a schema of the other type fails.
   -h, --help          Show this text.
 
 Database and role names: letters, digits, underscores and hyphens, starting with a letter or
@@ -121,6 +125,7 @@ type options struct {
 	role        string
 	hardDeletes bool
 	force       bool
+	dataType    string
 }
 
 // usageError is a command-line mistake or a missing confirmation: exit code 2.
@@ -179,6 +184,7 @@ func parseArgs(args []string) (options, string, error) {
 	fs.StringVar(&o.role, "role", "", "")
 	fs.BoolVar(&o.hardDeletes, "hard-deletes", false, "")
 	fs.BoolVar(&o.force, "force", false, "")
+	fs.StringVar(&o.dataType, "data-type", "", "")
 
 	var positional []string
 	rest := args
@@ -223,6 +229,9 @@ func (o *options) validate(cmd string) error {
 		}
 	case o.role != "" || o.hardDeletes:
 		return usagef("--role and --hard-deletes are for grant only")
+	}
+	if o.dataType != "" && o.dataType != string(goose.Bytea) && o.dataType != string(goose.JSONB) {
+		return usagef("invalid --data-type %q: use bytea or jsonb", o.dataType)
 	}
 	return nil
 }
