@@ -31,7 +31,9 @@ var (
 	v      int64
 	b      int
 	last   int64
-	events []es.EventData
+	events    []es.EventData
+	withdrawn []es.EventData
+	deposited []es.EventData
 	acc    *Account
 )
 
