@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -168,6 +169,8 @@ func checkWritable(op, stream string, expected ExpectedVersion) error {
 	switch {
 	case stream == AllStream:
 		return opError(op, stream, ErrCannotAppendToAll)
+	case strings.HasPrefix(stream, categoryPrefix):
+		return invalid(op, stream, "stream names starting with %q name category subscriptions (CategoryStream)", categoryPrefix)
 	case !expected.valid():
 		return invalid(op, stream, "expected version %d", expected)
 	}

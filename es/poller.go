@@ -45,6 +45,7 @@ type poller struct {
 	// deletions generation seen changing. Subscriptions drop what they read ahead when it moves.
 	deleteGen atomic.Int64
 	dbGen     int64 // the database's generation at the last poll (-1: not polled yet)
+	head      atomic.Int64 // the $all head at the last poll
 
 	mu       sync.Mutex
 	watchers map[watcher]struct{}
@@ -152,6 +153,7 @@ func (p *poller) poll(ctx context.Context) error {
 		p.deleteGen.Add(1)
 	}
 	p.dbGen = r.Generation
+	p.head.Store(r.LastPosition)
 	h := &heads{all: r.LastPosition}
 	var names []string
 	for _, w := range ws {
@@ -228,6 +230,27 @@ func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) 
 		return nil, pk, nil
 	}
 	return evs, pk, nil
+}
+
+// readSource reads up to n events after pos for a subscription: of a stream (all false; pk is its
+// incarnation), of $all, or of $all through a filter. readTo is the last position the read
+// examined (filtered-out events included); more says that more events may wait beyond it.
+func (s *Store) readSource(ctx context.Context, stream string, all bool, f filter, pos int64, n int) (events []RecordedEvent, readTo, pk int64, more bool, err error) {
+	n = min(n, subscriptionReadPage)
+	if all && !f.isZero() {
+		events, readTo, err = s.readFilteredAfter(ctx, f, pos, n)
+		more = readTo > pos && (len(events) == n || readTo < s.poller.head.Load())
+		return events, readTo, 0, more, err
+	}
+	if all {
+		stream = AllStream
+	}
+	events, pk, err = s.readAfter(ctx, stream, pos, n)
+	readTo = pos
+	if len(events) > 0 {
+		readTo = events[len(events)-1].EventNumber
+	}
+	return events, readTo, pk, len(events) == n, err
 }
 
 // subscriptionReadPage is the most events a subscription reads in one query, whatever its

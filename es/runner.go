@@ -24,9 +24,11 @@ var errLeaseLost = errors.New("subscription lease lost")
 // starts over from the checkpoint when it takes the lease again.
 type subscription struct {
 	store  *Store
-	stream string
+	stream string // the subscription's key: a stream, AllStream or CategoryStream(c)
 	name   string
 	opts   SubscriptionOptions
+	all    bool   // reads $all (through f when it is set), not a stream
+	f      filter
 	start  subscriptionStart
 	claim  *leaseClaim
 
@@ -51,8 +53,9 @@ type subscription struct {
 
 func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start subscriptionStart) *subscription {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	all, f, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes) // checked by Subscribe
 	sub := &subscription{
-		store: s, stream: stream, name: name, opts: o, start: start,
+		store: s, stream: stream, name: name, opts: o, start: start, all: all, f: f,
 		ctx:    ctx,
 		cancel: cancel,
 		wakeCh: make(chan struct{}, 1),
@@ -105,13 +108,18 @@ func (sub *subscription) lost() {
 	sub.wake()
 }
 
-func (sub *subscription) watchedStream() string { return sub.stream }
+func (sub *subscription) watchedStream() string {
+	if sub.all {
+		return AllStream
+	}
+	return sub.stream
+}
 
 // observe wakes the subscription when a poll saw something for it to read.
 func (sub *subscription) observe(h *heads) {
 	sub.mu.Lock()
 	wake := sub.gen != sub.store.poller.deleteGen.Load()
-	if sub.stream == AllStream {
+	if sub.all {
 		wake = wake || h.all > sub.d.readPos
 	} else if st, ok := h.streams[sub.stream]; ok {
 		wake = wake || st.pk != sub.streamPK || st.version > sub.d.readPos
@@ -299,8 +307,7 @@ func (sub *subscription) fill() (more bool, err error) {
 	if room <= 0 || queued > sub.opts.MaxQueueSize/2 {
 		return false, nil // enough queued: read again when it runs low
 	}
-	n := min(room, subscriptionReadPage)
-	events, readPK, err := sub.store.readAfter(sub.ctx, sub.stream, from, n)
+	events, readTo, readPK, more, err := sub.store.readSource(sub.ctx, sub.stream, sub.all, sub.f, from, room)
 	if err != nil {
 		return false, err
 	}
@@ -311,17 +318,17 @@ func (sub *subscription) fill() (more bool, err error) {
 		return true, nil // the lease or the position changed meanwhile: read again
 	case sub.store.poller.deleteGen.Load() != gen:
 		return true, nil // a delete committed meanwhile: read again
-	case sub.stream != AllStream && readPK != 0 && pk != 0 && readPK != pk:
+	case !sub.all && readPK != 0 && pk != 0 && readPK != pk:
 		// Hard deleted and re-created: a new stream, delivered from its first event. What was
 		// in flight belonged to the old one.
 		sub.d.reset(0)
 		sub.cp.reset(-1)
 		sub.streamPK, sub.pkChanged = readPK, true
 		return true, nil
-	case sub.stream != AllStream && pk == 0 && readPK != 0:
+	case !sub.all && pk == 0 && readPK != 0:
 		sub.streamPK, sub.pkChanged = readPK, true
 	}
-	if len(events) == 0 {
+	if readTo <= from {
 		return false, nil
 	}
 	kept := events[:0]
@@ -334,9 +341,15 @@ func (sub *subscription) fill() (more bool, err error) {
 		}
 		kept = append(kept, ev)
 	}
-	sub.cp.progress(len(events)-len(kept), time.Now())
-	sub.d.enqueue(kept, events[len(events)-1].EventNumber)
-	return len(events) == n, nil
+	// Events the selector or the filter left out count as done with: the checkpoint moves past
+	// them.
+	skipped := len(events) - len(kept)
+	if len(events) == 0 {
+		skipped = 1
+	}
+	sub.cp.progress(skipped, time.Now())
+	sub.d.enqueue(kept, readTo)
+	return more, nil
 }
 
 // deliveryHook, when set (by tests), sees every batch handed to a subscriber, at that moment.

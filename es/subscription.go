@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-eventstore/eventstore/db"
 )
@@ -49,9 +50,17 @@ const (
 	DefaultRetryInterval       = time.Second
 	// MaxSubscriptionInterval bounds CheckpointAfter and RetryInterval.
 	MaxSubscriptionInterval = 24 * time.Hour
-	// MaxNameLen bounds subscription names and subscriber IDs, in bytes.
-	MaxNameLen = 1024
 )
+
+// categoryPrefix starts the stream key of category subscriptions; appends to such names are
+// refused, so the key never names a real stream.
+const categoryPrefix = "$ce-"
+
+// CategoryStream is the stream key that subscribes to a category (see Category): the events of
+// every stream of the category, in $all order. Pass it to SubscribeToStream or Subscribe, and to
+// the subscription admin calls (SubscriptionCheckpoint, DeleteSubscription, ...); SubscribeToCategory
+// is a shorthand. Stream names starting with "$ce-" cannot be appended to.
+func CategoryStream(category string) string { return categoryPrefix + category }
 
 // SubscriptionOptions configure a persistent subscription. The options of its first subscriber
 // in a process apply; later subscribers to the same subscription share them. A nil
@@ -92,8 +101,16 @@ type SubscriptionOptions struct {
 	// own. Defaults to false.
 	Transient bool
 	// SubscriberID names this subscriber; connecting an ID already connected is
-	// ErrAlreadySubscribed. At most MaxNameLen bytes. Defaults to a random ID.
+	// ErrAlreadySubscribed. At most MaxSubscriptionNameLen bytes. Defaults to a random ID.
 	SubscriberID string
+	// Categories, StreamPrefixes and EventTypes filter a subscription of $all (or of a category)
+	// in SQL, through the indexes of $all, combined as in WithCategories, WithStreamPrefixes
+	// and WithEventTypes. Unlike Selector, events filtered out are never read, and the
+	// checkpoint moves past them, so a sparse filter never rescans after a restart. Defaults to
+	// none (every event).
+	Categories     []string
+	StreamPrefixes []string
+	EventTypes     []string
 	// RetryInterval is how often a process waiting for the subscription's lease, held by another
 	// process, tries to take it: a holder that stops cleanly is replaced within it, one that dies
 	// within Config.LeaseDuration plus it. At most MaxSubscriptionInterval. Defaults to
@@ -117,8 +134,10 @@ func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {
 		return c, fmt.Errorf("%w: CheckpointAfter %s and RetryInterval %s must be at most %s",
 			ErrInvalidArgument, c.CheckpointAfter, c.RetryInterval, MaxSubscriptionInterval)
 	}
-	if err := checkName("SubscriberID", c.SubscriberID, true); err != nil {
-		return c, err
+	if c.SubscriberID != "" {
+		if err := checkText("SubscriberID", c.SubscriberID, MaxSubscriptionNameLen); err != nil {
+			return c, err
+		}
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = DefaultBufferSize
@@ -143,25 +162,35 @@ func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {
 	return c, nil
 }
 
-// checkName refuses names the database cannot store or index: empty (unless optional), longer
-// than MaxNameLen bytes, invalid UTF-8, or holding a NUL byte.
-func checkName(what, s string, optional bool) error {
-	switch {
-	case s == "" && optional:
-		return nil
-	case s == "":
-		return fmt.Errorf("%w: empty %s", ErrInvalidArgument, what)
-	case len(s) > MaxNameLen:
-		return fmt.Errorf("%w: %s of %d bytes, at most %d", ErrInvalidArgument, what, len(s), MaxNameLen)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidArgument, what)
+// checkSubscriptionStream checks the stream argument of a subscription: a stream, AllStream,
+// or CategoryStream(category).
+func checkSubscriptionStream(op, stream string) error {
+	if err := checkStreamName(op, stream); err != nil {
+		return err
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return fmt.Errorf("%w: %s holds a NUL byte", ErrInvalidArgument, what)
-		}
+	if cat, ok := strings.CutPrefix(stream, categoryPrefix); ok {
+		return checkCategory(op, cat)
 	}
 	return nil
+}
+
+// subscriptionFilter is what a subscription key and its options read: a stream (all false), or
+// $all with a filter (a category's key adds the category).
+func subscriptionFilter(stream string, categories, prefixes, types []string) (all bool, f filter, err error) {
+	f = filter{categories: slices.Clone(categories), prefixes: slices.Clone(prefixes), eventTypes: slices.Clone(types)}
+	cat, isCategory := strings.CutPrefix(stream, categoryPrefix)
+	switch {
+	case isCategory:
+		f.categories = append(f.categories[:0:0], cat)
+		if len(categories) > 0 {
+			return false, f, fmt.Errorf("%w: a category subscription takes no Categories filter", ErrInvalidArgument)
+		}
+	case stream != AllStream && !f.isZero():
+		return false, f, fmt.Errorf("%w: Categories, StreamPrefixes and EventTypes filter $all and category subscriptions only", ErrInvalidArgument)
+	case stream != AllStream:
+		return false, f, nil
+	}
+	return true, f, f.check()
 }
 
 // SubscribeToStream subscribes to a persistent subscription of a stream, creating the
@@ -184,17 +213,27 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream, name string, opts
 	if _, err := s.options(op, stream, nil); err != nil {
 		return nil, err
 	}
-	if err := checkName("stream name", stream, false); err != nil {
-		return nil, opError(op, stream, err)
+	if err := checkSubscriptionStream(op, stream); err != nil {
+		return nil, err
 	}
-	if err := checkName("subscription name", name, false); err != nil {
-		return nil, opError(op, stream, err)
+	if err := checkSubscriptionName(op, stream, name); err != nil {
+		return nil, err
 	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, opError(op, stream, err)
 	}
+	if _, _, err := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes); err != nil {
+		return nil, opError(op, stream, err)
+	}
 	return s.subscribe(ctx, stream, name, o)
+}
+
+// SubscribeToCategory subscribes to a persistent subscription of a category: the events of every
+// stream named category-..., in $all order (EventNumber is the $all position). It is
+// SubscribeToStream with CategoryStream(category).
+func (s *Store) SubscribeToCategory(ctx context.Context, category, name string, opts *SubscriptionOptions) (*Subscriber, error) {
+	return s.SubscribeToStream(ctx, CategoryStream(category), name, opts)
 }
 
 // SubscribeToAll subscribes to a persistent subscription of $all; see SubscribeToStream.
@@ -255,8 +294,13 @@ type subscriptionStart struct {
 // createSubscription resolves StartFrom and creates the subscription's row unless it exists.
 func (s *Store) createSubscription(ctx context.Context, stream, name string, o SubscriptionOptions) (subscriptionStart, error) {
 	start, pk := o.StartFrom, int64(0)
-	if start == StartCurrent || stream != AllStream {
-		pos, streamPK, err := s.position(ctx, stream)
+	all, _, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes)
+	if start == StartCurrent || !all {
+		read := stream
+		if all {
+			read = AllStream
+		}
+		pos, streamPK, err := s.position(ctx, read)
 		if err != nil {
 			return subscriptionStart{}, err
 		}

@@ -20,11 +20,11 @@ func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opt
 	if err != nil {
 		return err
 	}
-	if err := checkName("stream name", stream, false); err != nil {
-		return opError(op, stream, err)
+	if err := checkSubscriptionStream(op, stream); err != nil {
+		return err
 	}
-	if err := checkName("subscription name", name, false); err != nil {
-		return opError(op, stream, err)
+	if err := checkSubscriptionName(op, stream, name); err != nil {
+		return err
 	}
 	s.subsMu.Lock()
 	sub := s.subs[subKey{stream, name}]
@@ -49,6 +49,12 @@ func (s *Store) SubscriptionCheckpoint(ctx context.Context, stream, name string,
 	if err != nil {
 		return 0, err
 	}
+	if err := checkSubscriptionStream(op, stream); err != nil {
+		return 0, err
+	}
+	if err := checkSubscriptionName(op, stream, name); err != nil {
+		return 0, err
+	}
 	r, err := s.q.GetSubscription(ctx, s.conn(o), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, opError(op, stream, fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name))
@@ -66,17 +72,17 @@ func (s *Store) SetSubscriptionCheckpoint(ctx context.Context, stream, name stri
 	if _, err := s.options(op, stream, nil); err != nil {
 		return err
 	}
-	if err := checkName("stream name", stream, false); err != nil {
-		return opError(op, stream, err)
+	if err := checkSubscriptionStream(op, stream); err != nil {
+		return err
 	}
-	if err := checkName("subscription name", name, false); err != nil {
-		return opError(op, stream, err)
+	if err := checkSubscriptionName(op, stream, name); err != nil {
+		return err
 	}
 	if pos < 0 {
 		return invalid(op, stream, "position %d: must be 0 (the origin) or a position", pos)
 	}
 	var pk int64
-	if stream != AllStream {
+	if all, _, _ := subscriptionFilter(stream, nil, nil, nil); !all {
 		var err error
 		if _, pk, err = s.position(ctx, stream); err != nil {
 			return mapDBError(op, stream, err)

@@ -305,13 +305,13 @@ func TestSubscriptionOptionLimits(t *testing.T) {
 		{RetryInterval: 100 * 24 * time.Hour},
 		{BufferSize: -1},
 		{StartFrom: -2},
-		{SubscriberID: strings.Repeat("x", es.MaxNameLen+1)},
+		{SubscriberID: strings.Repeat("x", es.MaxSubscriptionNameLen+1)},
 		{SubscriberID: "a\x00b"},
 	} {
 		_, err := store.SubscribeToStream(ctx, "s", "bad", &o)
 		is.True(errors.Is(err, es.ErrInvalidArgument))
 	}
-	for _, name := range []string{"", strings.Repeat("n", es.MaxNameLen+1), "bad\xff", "nul\x00"} {
+	for _, name := range []string{"", strings.Repeat("n", es.MaxSubscriptionNameLen+1), "bad\xff", "nul\x00"} {
 		_, err := store.SubscribeToStream(ctx, "s", name, nil)
 		is.True(errors.Is(err, es.ErrInvalidArgument))
 		_, err = store.SubscribeToStream(ctx, name, "n", nil)

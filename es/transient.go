@@ -18,6 +18,11 @@ type TransientOptions struct {
 	// BatchSize is the most events in one batch; any positive int works (reads take at most
 	// 1,000 events a query). Defaults to DefaultTransientBatchSize (1000).
 	BatchSize int
+	// Categories, StreamPrefixes and EventTypes filter a subscription to $all (or to a
+	// CategoryStream) in SQL, as SubscriptionOptions' fields do. Defaults to none.
+	Categories     []string
+	StreamPrefixes []string
+	EventTypes     []string
 }
 
 // TransientSubscription receives the events of a stream, or of $all, committed after Subscribe
@@ -28,6 +33,8 @@ type TransientOptions struct {
 type TransientSubscription struct {
 	store  *Store
 	stream string
+	all    bool // reads $all (through f when it is set), not a stream
+	f      filter
 	opts   TransientOptions
 	events chan []RecordedEvent
 	wakeCh chan struct{}
@@ -51,8 +58,8 @@ func (s *Store) Subscribe(ctx context.Context, stream string, opts *TransientOpt
 	if _, err := s.options(op, stream, nil); err != nil {
 		return nil, err
 	}
-	if err := checkName("stream name", stream, false); err != nil {
-		return nil, opError(op, stream, err)
+	if err := checkSubscriptionStream(op, stream); err != nil {
+		return nil, err
 	}
 	var o TransientOptions
 	if opts != nil {
@@ -64,13 +71,21 @@ func (s *Store) Subscribe(ctx context.Context, stream string, opts *TransientOpt
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultTransientBatchSize
 	}
-	pos, pk, err := s.position(ctx, stream)
+	all, f, err := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes)
+	if err != nil {
+		return nil, opError(op, stream, err)
+	}
+	read := stream
+	if all {
+		read = AllStream
+	}
+	pos, pk, err := s.position(ctx, read)
 	if err != nil {
 		return nil, mapDBError(op, stream, err)
 	}
 	tctx, cancel := context.WithCancelCause(context.Background())
 	t := &TransientSubscription{
-		store: s, stream: stream, opts: o,
+		store: s, stream: stream, opts: o, all: all, f: f,
 		events: make(chan []RecordedEvent),
 		wakeCh: make(chan struct{}, 1),
 		ctx:    tctx,
@@ -131,12 +146,17 @@ func (t *TransientSubscription) wake() {
 	}
 }
 
-func (t *TransientSubscription) watchedStream() string { return t.stream }
+func (t *TransientSubscription) watchedStream() string {
+	if t.all {
+		return AllStream
+	}
+	return t.stream
+}
 
 func (t *TransientSubscription) observe(h *heads) {
 	t.mu.Lock()
 	wake := t.gen != t.store.poller.deleteGen.Load()
-	if t.stream == AllStream {
+	if t.all {
 		wake = wake || h.all > t.pos
 	} else if st, ok := h.streams[t.stream]; ok {
 		wake = wake || st.pk != t.pk || st.version > t.pos
@@ -204,24 +224,20 @@ func (t *TransientSubscription) read() (batch []RecordedEvent, from int64, more 
 	pos, pk := t.pos, t.pk
 	t.gen = t.store.poller.deleteGen.Load()
 	t.mu.Unlock()
-	n := min(t.opts.BatchSize, subscriptionReadPage)
-	events, readPK, err := t.store.readAfter(t.ctx, t.stream, pos, n)
+	events, readTo, readPK, more, err := t.store.readSource(t.ctx, t.stream, t.all, t.f, pos, t.opts.BatchSize)
 	if err != nil {
 		return nil, pos, false, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stream != AllStream && readPK != 0 && readPK != pk {
+	if !t.all && readPK != 0 && readPK != pk {
 		t.pk = readPK
 		if pk != 0 {
 			t.pos = 0 // hard deleted and re-created: a new stream, from its first event
 			return nil, pos, true, nil
 		}
 	}
-	if len(events) == 0 {
-		return nil, pos, false, nil
-	}
-	t.pos = events[len(events)-1].EventNumber
+	t.pos = max(t.pos, readTo)
 	batch = make([]RecordedEvent, 0, len(events))
 	for _, ev := range events {
 		if t.opts.Selector != nil && !t.opts.Selector(ev) {
@@ -238,5 +254,5 @@ func (t *TransientSubscription) read() (batch []RecordedEvent, from int64, more 
 		t.pos = pos
 		return nil, pos, true, nil
 	}
-	return batch, pos, len(events) == n, nil
+	return batch, pos, more, nil
 }
