@@ -44,7 +44,7 @@ type poller struct {
 	// deleteGen counts the deletes this process knows of: its own, and the database's
 	// deletions generation seen changing. Subscriptions drop what they read ahead when it moves.
 	deleteGen atomic.Int64
-	dbGen     int64 // the database's generation at the last poll (-1: not polled yet)
+	dbGen     int64        // the database's generation at the last poll (-1: not polled yet)
 	head      atomic.Int64 // the $all head at the last poll
 
 	mu       sync.Mutex

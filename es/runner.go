@@ -27,7 +27,7 @@ type subscription struct {
 	stream string // the subscription's key: a stream, AllStream or CategoryStream(c)
 	name   string
 	opts   SubscriptionOptions
-	all    bool   // reads $all (through f when it is set), not a stream
+	all    bool // reads $all (through f when it is set), not a stream
 	f      filter
 	start  subscriptionStart
 	claim  *leaseClaim
