@@ -18,7 +18,8 @@ const (
 type dataTypeState struct{ v atomic.Int32 }
 
 // isJSONB reports whether the store's schema keeps data and metadata as jsonb, so that appends
-// and snapshots must be JSON that jsonb can hold. It reads the schema's setting on the pool once.
+// and snapshots must be JSON that jsonb can hold. New reads the schema's setting; later calls
+// use what it read.
 func (s *Store) isJSONB(ctx context.Context) (bool, error) {
 	switch s.dataType.v.Load() {
 	case dataBytea:

@@ -243,7 +243,8 @@ func (s *Store) readSource(ctx context.Context, stream string, all bool, f filte
 		return events, readTo, 0, more, err
 	}
 	if all {
-		stream = AllStream
+		events, readTo, err = s.readAllRuns(ctx, pos, n)
+		return events, readTo, 0, len(events) == n || readTo > pos && readTo < s.poller.head.Load(), err
 	}
 	events, pk, err = s.readAfter(ctx, stream, pos, n)
 	readTo = pos
@@ -251,6 +252,30 @@ func (s *Store) readSource(ctx context.Context, stream string, all bool, f filte
 		readTo = events[len(events)-1].EventNumber
 	}
 	return events, readTo, pk, len(events) == n, err
+}
+
+// readAllRuns reads up to n positions of $all after pos (holes count), the subscriptions' way
+// (see ReadAllRuns), without settling first. readTo is the last position examined.
+func (s *Store) readAllRuns(ctx context.Context, pos int64, n int) (events []RecordedEvent, readTo int64, err error) {
+	rows, err := s.q.ReadAllRuns(ctx, s.tmpl.Wrap(s.db), db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
+	if err != nil {
+		return nil, pos, err
+	}
+	readTo = pos
+	if k := len(rows); k > 0 && rows[k-1].Scanned {
+		readTo = rows[k-1].EventNumber
+		rows = rows[:k-1]
+	}
+	conv := make([]db.ReadAllForwardRow, len(rows))
+	for i, r := range rows {
+		conv[i] = db.ReadAllForwardRow{
+			EventNumber: r.EventNumber, EventID: r.EventID, OriginName: r.OriginName, OriginVersion: r.OriginVersion,
+			EventType: r.EventType, CausationID: r.CausationID, CorrelationID: r.CorrelationID,
+			Data: r.Data, Metadata: r.Metadata, CreatedAt: r.CreatedAt,
+		}
+	}
+	events, err = s.allRows("subscription read", conv)
+	return events, readTo, err
 }
 
 // subscriptionReadPage is the most events a subscription reads in one query, whatever its

@@ -136,10 +136,6 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	} else {
 		tmpl.Unprepared(database)
 	}
-	// Through the templater: behind PgBouncer, even this first look must leave nothing prepared.
-	if err := checkSchemaVersion(tmpl.Wrap(database), c.Schema); err != nil {
-		return nil, opError("new store", "", err)
-	}
 	if c.Serializer == nil {
 		c.Serializer = NewJSONSerializer()
 	}
@@ -180,6 +176,11 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 			return nil, opError("new store", "", fmt.Errorf("%w: ListenDSN: %w", ErrInvalidArgument, err))
 		}
 	}
+	// After the configuration checks (bad input touches nothing), and through the templater:
+	// behind PgBouncer, even this first look must leave nothing prepared.
+	if err := checkSchemaVersion(tmpl.Wrap(database), c.Schema); err != nil {
+		return nil, opError("new store", "", err)
+	}
 	s := &Store{
 		db:         database,
 		q:          db.New(),
@@ -195,6 +196,14 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 		pollInterval: c.SubscriptionPollInterval,
 		subs:         map[subKey]*subscription{},
 		transients:   map[*TransientSubscription]struct{}{},
+	}
+	// The data type is fixed for the schema's life: read it now, so that no call made in a
+	// caller's transaction needs a second pool connection for it (a pool of one would wait forever).
+	typeCtx, cancelType := context.WithTimeout(context.Background(), schemaCheckTimeout)
+	_, err = s.isJSONB(typeCtx)
+	cancelType()
+	if err != nil {
+		return nil, opError("new store", "", err)
 	}
 	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerDelay, c.SequencerBatch)
 	s.poller = newPoller(s, c.SubscriptionPollInterval)

@@ -90,6 +90,45 @@ WHERE a.position >= @start::bigint
 ORDER BY a.position
 LIMIT @max_count::bigint;
 
+-- name: ReadAllRuns :many
+-- The subscriptions' read of $all: at most @max_count positions after @start - 1, walked in runs: consecutive positions holding consecutive versions of
+-- one stream (one append's events, numbered together by the sequencer) share stream_pk and
+-- position - stream_version, and each run is fetched with one range scan of the events' unique
+-- index, and its stream's name looked up once. Catch-up reads of large appends then cost about
+-- what a keyset scan of the events does (measured: 1.5-2x the rows/s of a lookup per position).
+-- Positions of hard-deleted events are holes: their range finds nothing, and they count against
+-- max_count. A last row that is no event (scanned true) gives the last position examined, so a
+-- reader steps over a page of holes. The OFFSET 0 fences keep
+-- the lookups per run: a cached plan made while the tables were small otherwise hash joins every
+-- event, and costs grow with the store.
+WITH a AS MATERIALIZED (
+    SELECT al.position, al.stream_pk, al.stream_version FROM /* TEMPLATE: schema */all_events al
+    WHERE al.position >= @start::bigint ORDER BY al.position LIMIT @max_count::bigint
+), runs AS (
+    SELECT a.stream_pk, min(a.stream_version) AS lo, max(a.stream_version) AS hi, min(a.position) AS p0
+    FROM a GROUP BY a.stream_pk, a.position - a.stream_version
+)
+SELECT (r.p0 + (e.stream_version - r.lo))::bigint AS event_number, e.event_id, os.stream_name AS origin_name,
+       e.stream_version AS origin_version, e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at,
+       false AS scanned
+FROM runs r
+CROSS JOIN LATERAL (
+    SELECT ev.event_id, ev.stream_version, ev.event_type, ev.causation_id, ev.correlation_id, /* TEMPLATE: schema */data_out(ev.data) AS data,
+           /* TEMPLATE: schema */data_out(ev.metadata) AS metadata, ev.created_at
+    FROM /* TEMPLATE: schema */events ev
+    WHERE ev.stream_pk = r.stream_pk AND ev.stream_version BETWEEN r.lo AND r.hi
+      AND (cardinality(@event_types::text[]) = 0 OR ev.event_type = ANY(@event_types::text[]))
+    OFFSET 0
+) e
+CROSS JOIN LATERAL (
+    SELECT s.stream_name FROM /* TEMPLATE: schema */streams s WHERE s.id = r.stream_pk OFFSET 0
+) os
+UNION ALL
+SELECT max(a.position)::bigint, '00000000-0000-0000-0000-000000000000'::uuid, '', 0, '', NULL, NULL, ''::bytea, NULL,
+       now(), true
+FROM a HAVING count(*) > 0
+ORDER BY 1, 11;
+
 -- name: ReadAllBackward :many
 SELECT a.position AS event_number, e.event_id, os.stream_name AS origin_name, e.stream_version AS origin_version,
        e.event_type, e.causation_id, e.correlation_id, e.data, e.metadata, e.created_at
