@@ -206,7 +206,10 @@ func (s *Store) position(ctx context.Context, stream string) (pos, pk int64, err
 // (0 when it does not exist); a missing or soft-deleted stream reads as empty.
 func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) (events []RecordedEvent, pk int64, err error) {
 	n = min(n, subscriptionReadPage)
-	conn := s.tmpl.Wrap(s.db)
+	conn, err := s.catchUpConn(ctx) // the replica, when the store has one (es/replica.go)
+	if err != nil {
+		return nil, 0, err
+	}
 	if stream == AllStream {
 		rows, err := s.q.ReadAllForward(ctx, conn, db.ReadAllForwardParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
 		if err != nil {
