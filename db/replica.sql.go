@@ -28,26 +28,23 @@ func (q *Queries) PrimaryLSN(ctx context.Context, db DBTX) (int64, error) {
 	return lsn, err
 }
 
-const replicaState = `-- name: ReplicaState :one
+const replicaLSN = `-- name: ReplicaLSN :one
 SELECT pg_is_in_recovery() AS in_recovery,
        coalesce((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                      ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint, -1)::bigint AS lsn,
-       coalesce((SELECT c.last_position FROM /* TEMPLATE: schema */all_counter c WHERE c.id = 1), 0)::bigint AS last_position
+                      ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint, -1)::bigint AS lsn
 `
 
-type ReplicaStateRow struct {
-	InRecovery   bool
-	Lsn          int64
-	LastPosition int64
+type ReplicaLSNRow struct {
+	InRecovery bool
+	Lsn        int64
 }
 
-// How far a read-only server has got: on a standby, the end of the last WAL record it replayed;
-// on a server out of recovery (a promoted standby, or a primary), its insert position, since it
-// sees everything committed on it (-1 when a standby has replayed nothing yet); and the last
-// $all position it sees.
-func (q *Queries) ReplicaState(ctx context.Context, db DBTX) (ReplicaStateRow, error) {
-	row := db.QueryRowContext(ctx, replicaState)
-	var i ReplicaStateRow
-	err := row.Scan(&i.InRecovery, &i.Lsn, &i.LastPosition)
+// How far a read-only server has got: on a standby, the end of the last WAL record it replayed
+// (-1 when it has replayed nothing yet); on a server out of recovery (a promoted standby, or a
+// primary), its insert position, since it sees everything committed on it.
+func (q *Queries) ReplicaLSN(ctx context.Context, db DBTX) (ReplicaLSNRow, error) {
+	row := db.QueryRowContext(ctx, replicaLSN)
+	var i ReplicaLSNRow
+	err := row.Scan(&i.InRecovery, &i.Lsn)
 	return i, err
 }

@@ -47,6 +47,8 @@ type replicaState struct {
 	healthy  atomic.Bool  // the last look at the replica (or read on it) succeeded
 	lastLook atomic.Int64 // when the last look began, in UnixNano
 
+	catchUpOnReplica, catchUpOnPrimary atomic.Int64 // catch-up reads served by each (tests, figures)
+
 	mu        sync.Mutex
 	floorGen  int64 // the deletions generation the floor was taken at
 	floorLSN  int64 // the primary's LSN once floorGen was seen: subscriptions read the replica only past it
@@ -99,10 +101,10 @@ func (r *replicaState) recentlyDown() bool {
 }
 
 // lookAtReplica reads where the replica stands and remembers its replay LSN.
-func (s *Store) lookAtReplica(ctx context.Context) (inRecovery bool, lsn, head int64, err error) {
+func (s *Store) lookAtReplica(ctx context.Context) (inRecovery bool, lsn int64, err error) {
 	r := s.replica
 	r.lastLook.Store(time.Now().UnixNano())
-	st, err := s.q.ReplicaState(ctx, r.conn())
+	st, err := s.q.ReplicaLSN(ctx, r.conn())
 	if err != nil {
 		r.healthy.Store(false)
 		r.mu.Lock()
@@ -114,7 +116,7 @@ func (s *Store) lookAtReplica(ctx context.Context) (inRecovery bool, lsn, head i
 		if first && ctx.Err() == nil {
 			s.logger.Warn("replica unreachable; reading from the primary until it answers", "error", err)
 		}
-		return false, 0, 0, err
+		return false, 0, err
 	}
 	r.mu.Lock()
 	if !r.downSince.IsZero() {
@@ -129,7 +131,7 @@ func (s *Store) lookAtReplica(ctx context.Context) (inRecovery bool, lsn, head i
 		}
 	}
 	r.healthy.Store(true)
-	return st.InRecovery, st.Lsn, st.LastPosition, nil
+	return st.InRecovery, st.Lsn, nil
 }
 
 // PrimaryLSN gives $all positions to every append committed so far (a sequencer pass) and
@@ -165,7 +167,7 @@ func (s *Store) ReplicaLSN(ctx context.Context) (LSN, error) {
 	if s.replica == nil {
 		return 0, invalid(op, "", "the store has no Config.Replica")
 	}
-	_, lsn, _, err := s.lookAtReplica(ctx)
+	_, lsn, err := s.lookAtReplica(ctx)
 	if err != nil {
 		return 0, mapDBError(op, "", err)
 	}
@@ -213,7 +215,7 @@ func (s *Store) readConn(ctx context.Context, o *callOptions) (conn sqltmpl.DBTX
 		return s.tmpl.Wrap(s.db), true, nil
 	}
 	for wait := time.Millisecond; ; wait = min(2*wait, r.interval) {
-		_, lsn, _, err := s.lookAtReplica(ctx)
+		_, lsn, err := s.lookAtReplica(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil, false, ctx.Err()
@@ -270,14 +272,16 @@ func (s *Store) catchUpConn(ctx context.Context) (sqltmpl.DBTX, error) {
 		r.mu.Unlock()
 	}
 	if r.usable(floor) {
+		r.catchUpOnReplica.Add(1)
 		return r.conn(), nil
 	}
-	if r.recentlyDown() {
-		return primary, nil
+	if !r.recentlyDown() {
+		if _, lsn, err := s.lookAtReplica(ctx); err == nil && lsn >= floor {
+			r.catchUpOnReplica.Add(1)
+			return r.conn(), nil
+		}
 	}
-	if _, lsn, _, err := s.lookAtReplica(ctx); err == nil && lsn >= floor {
-		return r.conn(), nil
-	}
+	r.catchUpOnPrimary.Add(1)
 	return primary, nil
 }
 
@@ -302,12 +306,12 @@ func (s *Store) watchReplica(ctx context.Context) {
 		if n == 0 {
 			continue
 		}
-		_, _, head, err := s.lookAtReplica(ctx)
+		c, err := s.q.GetAllCounter(ctx, r.conn()) // fails until the replica has the schema
 		if err != nil {
 			continue
 		}
-		if head != last {
-			last = head
+		if c.LastPosition != last {
+			last = c.LastPosition
 			s.poller.wake()
 		}
 	}

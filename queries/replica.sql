@@ -9,12 +9,10 @@ FROM (SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint AS l,
              current_setting('wal_block_size')::bigint AS block,
              pg_size_bytes(current_setting('wal_segment_size'))::bigint AS segment) w;
 
--- name: ReplicaState :one
--- How far a read-only server has got: on a standby, the end of the last WAL record it replayed;
--- on a server out of recovery (a promoted standby, or a primary), its insert position, since it
--- sees everything committed on it (-1 when a standby has replayed nothing yet); and the last
--- $all position it sees.
+-- name: ReplicaLSN :one
+-- How far a read-only server has got: on a standby, the end of the last WAL record it replayed
+-- (-1 when it has replayed nothing yet); on a server out of recovery (a promoted standby, or a
+-- primary), its insert position, since it sees everything committed on it.
 SELECT pg_is_in_recovery() AS in_recovery,
        coalesce((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                      ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint, -1)::bigint AS lsn,
-       coalesce((SELECT c.last_position FROM /* TEMPLATE: schema */all_counter c WHERE c.id = 1), 0)::bigint AS last_position;
+                      ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint, -1)::bigint AS lsn;
