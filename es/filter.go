@@ -148,7 +148,11 @@ func (s *Store) readFilteredAfter(ctx context.Context, f filter, pos int64, n in
 	if scan && pos <= math.MaxInt64-filteredScanWindow {
 		upto = pos + max(filteredScanWindow, int64(n))
 	}
-	events, last, err := s.readFilteredForward(ctx, s.tmpl.Wrap(s.db), op, q, pos+1, upto, n)
+	conn, err := s.catchUpConn(ctx) // the replica, when the store has one (es/replica.go)
+	if err != nil {
+		return nil, pos, mapDBError(op, "", err)
+	}
+	events, last, err := s.readFilteredForward(ctx, conn, op, q, pos+1, upto, n)
 	if err != nil {
 		return nil, pos, err
 	}

@@ -15,6 +15,11 @@ type callOptions struct {
 	categories []string
 	prefixes   []string
 	err        error
+
+	// Replica reads (es/replica.go).
+	primary     bool // WithPrimary
+	minLSN      LSN  // WithMinLSN, WithMinLSNOrPrimary
+	lsnFallback bool // WithMinLSNOrPrimary: the primary rather than wait
 }
 
 // DefaultBatchSize is how many events the Stream* iterators read per query unless WithBatchSize

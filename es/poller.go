@@ -208,7 +208,10 @@ func (s *Store) position(ctx context.Context, stream string) (pos, pk int64, err
 // (0 when it does not exist); a missing or soft-deleted stream reads as empty.
 func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) (events []RecordedEvent, pk int64, err error) {
 	n = min(n, subscriptionReadPage)
-	conn := s.tmpl.Wrap(s.db)
+	conn, err := s.catchUpConn(ctx) // the replica, when the store has one (es/replica.go)
+	if err != nil {
+		return nil, 0, err
+	}
 	if stream == AllStream {
 		rows, err := s.q.ReadAllForward(ctx, conn, db.ReadAllForwardParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
 		if err != nil {
@@ -257,7 +260,11 @@ func (s *Store) readSource(ctx context.Context, stream string, all bool, f filte
 // readAllRuns reads up to n positions of $all after pos (holes count), the subscriptions' way
 // (see ReadAllRuns), without settling first. readTo is the last position examined.
 func (s *Store) readAllRuns(ctx context.Context, pos int64, n int) (events []RecordedEvent, readTo int64, err error) {
-	rows, err := s.q.ReadAllRuns(ctx, s.tmpl.Wrap(s.db), db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
+	conn, err := s.catchUpConn(ctx) // the replica, when the store has one (es/replica.go)
+	if err != nil {
+		return nil, pos, err
+	}
+	rows, err := s.q.ReadAllRuns(ctx, conn, db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
 	if err != nil {
 		return nil, pos, err
 	}

@@ -32,16 +32,20 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 	if start < 0 {
 		return nil, invalid(op, stream, "start %d, must be 0 or more", start)
 	}
+	conn, _, err := s.readConn(ctx, o)
+	if err != nil {
+		return nil, opError(op, stream, err)
+	}
 	if len(o.eventTypes) > 0 {
 		return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
-			rows, err := s.q.ReadStreamTypedForward(ctx, s.conn(o), db.ReadStreamTypedForwardParams{
+			rows, err := s.q.ReadStreamTypedForward(ctx, conn, db.ReadStreamTypedForwardParams{
 				StreamName: stream, EventTypes: dedupe(o.eventTypes), Start: start, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 			})
 			return eachRow(rows, err, fn)
 		})
 	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
-		return s.q.ReadStreamForwardEach(ctx, s.conn(o), db.ReadStreamForwardParams{
+		return s.q.ReadStreamForwardEach(ctx, conn, db.ReadStreamForwardParams{
 			StreamName: stream, Start: start, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 		}, fn)
 	})
@@ -62,16 +66,20 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int
 	if err != nil {
 		return nil, err
 	}
+	conn, _, err := s.readConn(ctx, o)
+	if err != nil {
+		return nil, opError(op, stream, err)
+	}
 	if len(o.eventTypes) > 0 {
 		return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
-			rows, err := s.q.ReadStreamTypedBackward(ctx, s.conn(o), db.ReadStreamTypedBackwardParams{
+			rows, err := s.q.ReadStreamTypedBackward(ctx, conn, db.ReadStreamTypedBackwardParams{
 				StreamName: stream, EventTypes: dedupe(o.eventTypes), Start: from, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 			})
 			return eachRow(rows, err, fn)
 		})
 	}
 	return s.streamRows(op, stream, count, func(fn func(*db.ReadStreamForwardRow) error) error {
-		return s.q.ReadStreamBackwardEach(ctx, s.conn(o), db.ReadStreamBackwardParams{
+		return s.q.ReadStreamBackwardEach(ctx, conn, db.ReadStreamBackwardParams{
 			StreamName: stream, Start: from, MaxCount: int64(count), MaxRows: plusOne(int64(count)),
 		}, fn)
 	})
@@ -106,10 +114,17 @@ func (s *Store) readAll(ctx context.Context, op string, forward bool, start int6
 			return nil, err
 		}
 	}
-	if err := s.settle(ctx); err != nil {
-		return nil, mapDBError(op, "", err)
+	conn, onPrimary, err := s.readConn(ctx, o)
+	if err != nil {
+		return nil, opError(op, "", err)
 	}
-	conn := s.conn(o)
+	// On the primary, number what was committed so far first, so a process reads its own
+	// appends; a replica shows $all as far as it has replayed (see WithMinLSN).
+	if onPrimary {
+		if err := s.settle(ctx); err != nil {
+			return nil, mapDBError(op, "", err)
+		}
+	}
 	if f := o.filter(); !f.isZero() {
 		q, _ := f.plan()
 		if forward {

@@ -71,6 +71,22 @@ type Config struct {
 	// driver. Defaults to false: queries run as prepared statements, which saves lib/pq a round
 	// trip per query and the server the planning.
 	DisablePreparedStatements bool
+	// Replica is a pool on a streaming standby of the database (hot_standby on, as PostgreSQL
+	// ships it), or on a pooler in front of several, holding the same schema. Reads of streams
+	// and $all (Read*, Stream*, stream info aside) and the catch-up reads of subscriptions then go
+	// to it; appends, deletes, snapshots, the $all sequencer, the subscriptions' leases and
+	// checkpoints and the poller's head query stay on the primary. A replica shows the primary as
+	// of some moments ago (its replay lag), never out of order: a read returns a prefix of what
+	// the primary would, and subscriptions never skip an event. To read one's own writes there,
+	// take PrimaryLSN after writing and read WithMinLSN or WithMinLSNOrPrimary; WithPrimary reads
+	// the primary. A replica that does not answer is read around: the primary serves until it
+	// does. The Store does not close it. Defaults to nil: everything runs on the primary.
+	Replica *sql.DB
+	// ReplicaPollInterval is how often, while subscriptions run, the store looks at the replica's
+	// $all head to wake the subscriptions that read it before it caught up, and the longest pause
+	// between two looks of a read waiting for WithMinLSN. Defaults to DefaultReplicaPollInterval
+	// (50ms).
+	ReplicaPollInterval time.Duration
 }
 
 // Store is an event store in one Postgres schema. It is safe for concurrent use; many Stores (one
@@ -96,6 +112,7 @@ type Store struct {
 	transients   map[*TransientSubscription]struct{}
 	listenOnce   sync.Once
 	listenConn   *notify.Listener
+	replica      *replicaState // nil without Config.Replica
 
 	cancel     context.CancelFunc // stops the background loops
 	hardCtx    context.Context    // bounds the last writes of a stop; cancelled when Shutdown's ctx ends
@@ -205,6 +222,14 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if err != nil {
 		return nil, opError("new store", "", err)
 	}
+	if c.Replica != nil {
+		if c.ReplicaPollInterval <= 0 {
+			c.ReplicaPollInterval = DefaultReplicaPollInterval
+		}
+		if s.replica, err = newReplicaState(c.Replica, c.Schema, c.DisablePreparedStatements, c.ReplicaPollInterval); err != nil {
+			return nil, opError("new store", "", errors.Join(ErrInvalidArgument, err))
+		}
+	}
 	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerDelay, c.SequencerBatch)
 	s.poller = newPoller(s, c.SubscriptionPollInterval)
 	s.leases = newLeaseKeeper(s, c.LeaseDuration, c.LeaseRenewInterval)
@@ -214,6 +239,9 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	s.wg.Go(func() { s.seq.run(ctx) })
 	s.wg.Go(func() { s.poller.run(ctx) })
 	s.wg.Go(func() { s.leases.run(ctx) })
+	if s.replica != nil {
+		s.wg.Go(func() { s.watchReplica(ctx) })
+	}
 	return s, nil
 }
 
@@ -249,6 +277,9 @@ func (s *Store) Shutdown(ctx context.Context) error {
 			_ = s.listenConn.Close()
 		}
 		_ = s.tmpl.Close()
+		if s.replica != nil {
+			_ = s.replica.tmpl.Close()
+		}
 		if ctx.Err() != nil {
 			s.closeErr = opError("shutdown", "", ctx.Err())
 		}

@@ -15,7 +15,9 @@ package pgdsn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -99,7 +101,11 @@ func WithDatabase(dsn, name string) string {
 //   - without a host in the string or PGHOST, the default unix socket directory that libpq uses
 //     is added when it exists (lib/pq alone would try localhost over TCP);
 //   - pgx's own keywords (default_query_exec_mode, pool_max_conns, ...) are removed from a URL;
-//     in keyword/value form they are an error, as lib/pq would send them to the server.
+//     in keyword/value form they are an error, as lib/pq would send them to the server;
+//   - a URL naming several hosts with ports (postgres://u@db1:5432,db2:5433/app, for failover
+//     with target_session_attrs=read-write) is rewritten in keyword/value form
+//     (host=db1,db2 port=5432,5433 ...), since lib/pq (v1.12) reads such a URL's ports as part
+//     of the host names.
 //
 // The result is for lib/pq's Listener (LISTEN connections) and sql.Open("postgres", ...). It
 // holds the password, if dsn does: never log it.
@@ -107,6 +113,9 @@ func ForLibPQ(dsn string) (string, error) {
 	pgxCfg, err := Parse(dsn)
 	if err != nil {
 		return "", err
+	}
+	if kv, ok := multiHostURL(dsn); ok {
+		dsn = kv
 	}
 	pqCfg, err := pq.NewConfig(dsn)
 	if err != nil {
@@ -134,6 +143,49 @@ func ForLibPQ(dsn string) (string, error) {
 		return dsn, nil
 	}
 	return setDrop(dsn, add, drop), nil
+}
+
+// multiHostURL rewrites a URL naming several hosts in keyword/value form, with one port per host
+// (5432 where the URL gives none): host=db1,db2 port=5432,5433, the user, password and database,
+// then the URL's parameters but pgx's own. ok is false for anything else, which is left alone.
+func multiHostURL(dsn string) (kv string, ok bool) {
+	if !IsURL(dsn) {
+		return "", false
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || !strings.Contains(u.Host, ",") {
+		return "", false
+	}
+	var hosts, ports []string
+	for _, hp := range strings.Split(u.Host, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil { // no port
+			host, port = strings.Trim(hp, "[]"), "5432"
+		}
+		hosts, ports = append(hosts, host), append(ports, port)
+	}
+	pairs := []string{"host=" + QuoteValue(strings.Join(hosts, ",")), "port=" + QuoteValue(strings.Join(ports, ","))}
+	if u.User != nil {
+		pairs = append(pairs, "user="+QuoteValue(u.User.Username()))
+		if pw, ok := u.User.Password(); ok {
+			pairs = append(pairs, "password="+QuoteValue(pw))
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		pairs = append(pairs, "dbname="+QuoteValue(db))
+	}
+	q := u.Query()
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		if !slices.Contains(pgxOnlyKeys, k) { // as ForLibPQ drops them from a URL
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		pairs = append(pairs, k+"="+QuoteValue(q.Get(k)))
+	}
+	return strings.Join(pairs, " "), true
 }
 
 // isSocketDir reports whether a libpq host names a unix socket directory.
