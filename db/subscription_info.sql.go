@@ -23,7 +23,7 @@ FROM /* TEMPLATE: schema */subscriptions s
 CROSS JOIN LATERAL (
     SELECT CASE WHEN s.stream_name = '$all'
                 THEN (SELECT c.last_position FROM /* TEMPLATE: schema */all_counter c WHERE c.id = 1)
-                ELSE LEAST((SELECT st.stream_version FROM /* TEMPLATE: schema */streams st
+                ELSE COALESCE((SELECT st.stream_version FROM /* TEMPLATE: schema */streams st
                                WHERE st.stream_name = s.stream_name AND st.deleted_at IS NULL), 0)
            END AS head,
            (SELECT st.id FROM /* TEMPLATE: schema */streams st WHERE st.stream_name = s.stream_name) AS pk

@@ -223,6 +223,14 @@ func cmdTail(ctx context.Context, c *command) error {
 	}
 	n := 0
 	for {
+		// The head before the read: a read that finds nothing covered at least up to it.
+		h, err := c.store.StreamInfo(ctx, es.AllStream)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		evs, err := c.store.ReadAllForward(ctx, pos+1, 500, opts...)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -246,13 +254,10 @@ func cmdTail(ctx context.Context, c *command) error {
 			}
 		}
 		if len(evs) > 0 {
-			// A filtered read may stop short of the head: carry on from what it covered.
-			continue
+			continue // there may be more
 		}
 		// Nothing matched up to the head: skip to it, so a filter does not rescan.
-		if h, err := c.store.StreamInfo(ctx, es.AllStream); err == nil && len(opts) > 0 {
-			pos = max(pos, h.StreamVersion)
-		}
+		pos = max(pos, h.StreamVersion)
 		select {
 		case <-ctx.Done():
 			return nil
