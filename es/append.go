@@ -31,8 +31,13 @@ import (
 // Errors: ErrWrongExpectedVersion, ErrStreamExists (NoStream), ErrStreamNotFound (StreamExists),
 // ErrStreamDeleted (checked first, whatever the expected version), ErrCannotAppendToAll,
 // ErrDuplicateEvent, and ErrInvalidArgument for bad input.
-func (s *Store) AppendToStream(ctx context.Context, stream string, expected ExpectedVersion, events []EventData, opts ...Option) error {
+func (s *Store) AppendToStream(ctx context.Context, stream string, expected ExpectedVersion, events []EventData, opts ...Option) (err error) {
 	const op = "append to stream"
+	if s != nil && s.tel != nil {
+		var span opSpan
+		ctx, span = s.tel.start(ctx, "eventstore.append", op, stream)
+		defer func() { span.endAppend(ctx, len(events), err) }()
+	}
 	o, err := s.options(op, stream, opts)
 	if err != nil {
 		return err

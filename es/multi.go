@@ -41,8 +41,19 @@ type StreamAppend struct {
 //
 // Errors: those of AppendToStream, naming the stream refused; ErrInvalidArgument when no stream
 // has events, when a stream appears twice, or for bad input.
-func (s *Store) AppendToStreams(ctx context.Context, appends []StreamAppend, opts ...Option) error {
+func (s *Store) AppendToStreams(ctx context.Context, appends []StreamAppend, opts ...Option) (err error) {
 	const op = "append to streams"
+	if s != nil && s.tel != nil {
+		var span opSpan
+		ctx, span = s.tel.start(ctx, "eventstore.append", op, "")
+		defer func() {
+			n := 0
+			for _, a := range appends {
+				n += len(a.Events)
+			}
+			span.endAppend(ctx, n, err)
+		}()
+	}
 	o, err := s.options(op, "", opts)
 	if err != nil {
 		return err

@@ -20,11 +20,16 @@ import (
 // WithEventTypes keeps the events of the given types (event numbers stay the stream's); the
 // stream's own events are found through an index on (stream, type, version), so the last event of
 // type T in stream S is one cheap read: ReadStreamBackward(ctx, S, -1, 1, WithEventTypes(T)).
-func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
+func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int64, count int, opts ...Option) (evs []RecordedEvent, err error) {
 	if stream == AllStream {
 		return s.ReadAllForward(ctx, start, count, opts...)
 	}
 	const op = "read stream forward"
+	if s != nil && s.tel != nil {
+		var span opSpan
+		ctx, span = s.tel.start(ctx, "eventstore.read", op, stream)
+		defer func() { span.endRead(ctx, len(evs), err) }()
+	}
 	o, err := s.readOptions(op, stream, false, count, opts)
 	if err != nil {
 		return nil, err
@@ -53,11 +58,16 @@ func (s *Store) ReadStreamForward(ctx context.Context, stream string, start int6
 
 // ReadStreamBackward returns at most count events of a stream, from event number start down; start
 // -1 means from the last event. Reading AllStream reads $all backward.
-func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int64, count int, opts ...Option) ([]RecordedEvent, error) {
+func (s *Store) ReadStreamBackward(ctx context.Context, stream string, start int64, count int, opts ...Option) (evs []RecordedEvent, err error) {
 	if stream == AllStream {
 		return s.ReadAllBackward(ctx, start, count, opts...)
 	}
 	const op = "read stream backward"
+	if s != nil && s.tel != nil {
+		var span opSpan
+		ctx, span = s.tel.start(ctx, "eventstore.read", op, stream)
+		defer func() { span.endRead(ctx, len(evs), err) }()
+	}
 	o, err := s.readOptions(op, stream, false, count, opts)
 	if err != nil {
 		return nil, err
@@ -100,7 +110,12 @@ func (s *Store) ReadAllBackward(ctx context.Context, start int64, count int, opt
 	return s.readAll(ctx, "read $all backward", false, start, count, opts)
 }
 
-func (s *Store) readAll(ctx context.Context, op string, forward bool, start int64, count int, opts []Option) ([]RecordedEvent, error) {
+func (s *Store) readAll(ctx context.Context, op string, forward bool, start int64, count int, opts []Option) (evs []RecordedEvent, err error) {
+	if s != nil && s.tel != nil {
+		var span opSpan
+		ctx, span = s.tel.start(ctx, "eventstore.read", op, AllStream)
+		defer func() { span.endRead(ctx, len(evs), err) }()
+	}
 	o, err := s.readOptions(op, "", true, count, opts)
 	if err != nil {
 		return nil, err

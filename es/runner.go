@@ -366,6 +366,7 @@ func (sub *subscription) dispatch() {
 		if hook := deliveryHook.Load(); hook != nil {
 			(*hook)(sub.stream, sub.name, sub.epoch, b)
 		}
+		sub.store.tel.subscriptionBatch(sub.stream, sub.name, b) // telemetry (es/telemetry.go)
 		select {
 		case m.events <- b:
 		default: // cannot happen: the dispatcher checked the channel has room

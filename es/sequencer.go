@@ -88,10 +88,15 @@ func (q *sequencer) run(ctx context.Context) {
 // so more may be waiting.
 func (q *sequencer) pass(ctx context.Context, max int) (full bool, err error) {
 	max = min(max, math.MaxInt32)
+	var start time.Time
+	if q.s.tel != nil {
+		start = time.Now()
+	}
 	r, err := q.s.q.SequenceAll(ctx, q.s.tmpl.Wrap(q.s.db), db.SequenceAllParams{
 		MaxPending: int32(max),
 		Channel:    q.s.channel,
 	})
+	q.s.tel.sequencerPass(start, r, err)
 	if r.LastPosition > 0 {
 		q.s.poller.wake() // this process's subscribers need not wait for the NOTIFY
 	}

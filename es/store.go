@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/go-eventstore/eventstore/db"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 	"github.com/go-eventstore/eventstore/notify"
@@ -87,6 +90,17 @@ type Config struct {
 	// between two looks of a read waiting for WithMinLSN. Defaults to DefaultReplicaPollInterval
 	// (50ms).
 	ReplicaPollInterval time.Duration
+	// MeterProvider receives the store's OpenTelemetry metrics (see the Metric* names): append
+	// latency and events, the $all head, the sequencer's backlog, and per persistent subscription
+	// its lag in events and seconds and whether a lease is held. The gauges are read with two
+	// queries at each collection, schema-wide, so every process reports the same values. Defaults
+	// to nil: no metrics, and nothing is measured.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives the store's OpenTelemetry spans: eventstore.append,
+	// eventstore.read, eventstore.sequencer.pass (passes that numbered appends) and
+	// eventstore.subscription.batch (batches handed to subscribers). Defaults to nil: no spans,
+	// and nothing is paid.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is an event store in one Postgres schema. It is safe for concurrent use; many Stores (one
@@ -102,6 +116,7 @@ type Store struct {
 	listenApp  string
 	channel    string
 	dataType   dataTypeState // bytea or jsonb, read from the schema on first write
+	tel        *telemetry    // nil without a MeterProvider or TracerProvider
 
 	seq          *sequencer
 	poller       *poller
@@ -230,6 +245,9 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 			return nil, opError("new store", "", errors.Join(ErrInvalidArgument, err))
 		}
 	}
+	if s.tel, err = newTelemetry(s, c.Schema, c.MeterProvider, c.TracerProvider); err != nil {
+		return nil, opError("new store", "", fmt.Errorf("telemetry: %w", err))
+	}
 	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerDelay, c.SequencerBatch)
 	s.poller = newPoller(s, c.SubscriptionPollInterval)
 	s.leases = newLeaseKeeper(s, c.LeaseDuration, c.LeaseRenewInterval)
@@ -268,6 +286,7 @@ func (s *Store) Shutdown(ctx context.Context) error {
 		close(s.closed)
 		s.subsMu.Unlock()
 		s.stopSubscriptions()
+		s.tel.close()
 		s.cancel()
 		s.wg.Wait()
 		if _, err := s.seq.pass(s.hardCtx, s.seq.batch); err != nil && s.hardCtx.Err() == nil {
