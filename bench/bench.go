@@ -59,7 +59,7 @@ const (
 )
 
 // AllWorkloads lists every workload name, in run order.
-var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters}
+var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters, ManySubs}
 
 // DefaultWorkloads are the workloads run when Config.Workloads is empty: all but Big and Filters.
 var DefaultWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp}
@@ -352,6 +352,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				break
 			}
 			if err := r.runLoaded(ctx, e, selected(CatchUp), selected(Big)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if selected(ManySubs) {
+		for _, e := range r.envs {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := r.manySubs(ctx, e); err != nil {
 				errs = append(errs, err)
 			}
 		}

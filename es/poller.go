@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,9 +258,31 @@ func (s *Store) readSource(ctx context.Context, stream string, all bool, f filte
 	return events, readTo, pk, len(events) == n, err
 }
 
+// allPage is one read of $all shared by the subscriptions that asked for it at once.
+type allPage struct {
+	events []RecordedEvent
+	readTo int64
+}
+
 // readAllRuns reads up to n positions of $all after pos (holes count), the subscriptions' way
-// (see ReadAllRuns), without settling first. readTo is the last position examined.
+// (see ReadAllRuns), without settling first. readTo is the last position examined. Identical
+// reads in flight at once are one query: subscriptions that caught up wake together after each
+// sequencer pass and ask for the same page, so a thousand of them cost one read, not a thousand.
+// They share the events' Data and Metadata values (as every reader of a RecordedEvent should,
+// treat them as read-only).
 func (s *Store) readAllRuns(ctx context.Context, pos int64, n int) (events []RecordedEvent, readTo int64, err error) {
+	v, err, _ := s.allReads.Do(strconv.FormatInt(pos, 10)+"/"+strconv.Itoa(n), func() (any, error) {
+		events, readTo, err := s.readAllRunsOnce(ctx, pos, n)
+		return allPage{events, readTo}, err
+	})
+	if err != nil {
+		return nil, pos, err
+	}
+	p := v.(allPage)
+	return slices.Clone(p.events), p.readTo, nil
+}
+
+func (s *Store) readAllRunsOnce(ctx context.Context, pos int64, n int) (events []RecordedEvent, readTo int64, err error) {
 	conn, err := s.catchUpConn(ctx) // the replica, when the store has one (es/replica.go)
 	if err != nil {
 		return nil, pos, err

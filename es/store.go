@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/go-eventstore/eventstore/db"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 	"github.com/go-eventstore/eventstore/notify"
@@ -120,6 +122,7 @@ type Store struct {
 
 	seq          *sequencer
 	poller       *poller
+	allReads     singleflight.Group // concurrent identical subscription reads of $all
 	leases       *leaseKeeper
 	pollInterval time.Duration
 	subsMu       sync.Mutex
