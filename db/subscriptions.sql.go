@@ -354,37 +354,55 @@ func (q *Queries) TakeLeases(ctx context.Context, db DBTX, arg TakeLeasesParams)
 	return items, nil
 }
 
-const writeCheckpoint = `-- name: WriteCheckpoint :execrows
-WITH sync AS (
-    SELECT set_config('synchronous_commit', CASE WHEN $5::bool THEN 'on' ELSE 'off' END, true) AS setting
+const writeCheckpoints = `-- name: WriteCheckpoints :many
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+c AS (
+    SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS epoch,
+           unnest($3::bigint[]) AS pos, unnest($4::bigint[]) AS pk
 )
-UPDATE /* TEMPLATE: schema */subscriptions
-SET last_seen = $1::bigint, stream_pk = $2::bigint
-WHERE id = $3::bigint AND epoch = $4::bigint AND EXISTS (SELECT 1 FROM sync)
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET last_seen = c.pos, stream_pk = nullif(c.pk, 0)
+FROM c
+WHERE s.id = c.id AND s.epoch = c.epoch AND EXISTS (SELECT 1 FROM sync)
+RETURNING s.id
 `
 
-type WriteCheckpointParams struct {
-	LastSeen int64
-	StreamPk sql.NullInt64
-	ID       int64
-	Epoch    int64
-	Durable  bool
+type WriteCheckpointsParams struct {
+	Ids       []int64
+	Epochs    []int64
+	Positions []int64
+	StreamPks []int64
 }
 
-// The holder's checkpoint write, fenced by its epoch: no row changes once another process took
-// the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
-// wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
-// least once), and a checkpoint that survives was flushed after the $all positions it refers to.
-func (q *Queries) WriteCheckpoint(ctx context.Context, db DBTX, arg WriteCheckpointParams) (int64, error) {
-	result, err := db.ExecContext(ctx, writeCheckpoint,
-		arg.LastSeen,
-		arg.StreamPk,
-		arg.ID,
-		arg.Epoch,
-		arg.Durable,
+// The running subscriptions' checkpoint writes of one process, batched into one statement, each
+// fenced by its epoch; returns the ids written (a missing id: fenced, or deleted). The commit
+// does not wait for the WAL flush: a checkpoint lost in a crash only means events are delivered
+// again (at least once), and a checkpoint that survives was flushed after the $all positions it
+// refers to.
+func (q *Queries) WriteCheckpoints(ctx context.Context, db DBTX, arg WriteCheckpointsParams) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, writeCheckpoints,
+		pq.Array(arg.Ids),
+		pq.Array(arg.Epochs),
+		pq.Array(arg.Positions),
+		pq.Array(arg.StreamPks),
 	)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected()
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-eventstore/eventstore/db"
 )
 
 // errUnsubscribed is the cancel cause of a subscription whose last subscriber left.
@@ -239,6 +238,7 @@ func (sub *subscription) deliver() (lost bool) {
 			timer.Stop()
 		}
 	}()
+	read := true
 	for {
 		if sub.ctx.Err() != nil {
 			return false
@@ -249,7 +249,11 @@ func (sub *subscription) deliver() (lost bool) {
 		if !valid {
 			return true
 		}
-		more, err := sub.fill()
+		var more bool
+		var err error
+		if read {
+			more, err = sub.fill()
+		}
 		if err != nil && sub.ctx.Err() == nil {
 			sub.store.logger.Warn("subscription read failed; retrying", "stream", sub.stream, "subscription", sub.name, "error", err)
 		}
@@ -265,6 +269,7 @@ func (sub *subscription) deliver() (lost bool) {
 			sub.store.logger.Warn("subscription checkpoint not written; retrying", "stream", sub.stream, "subscription", sub.name, "error", err)
 		}
 		if more && err == nil {
+			read = true
 			continue
 		}
 		// Wait for a wake-up (the poller, an ack, a new subscriber), the checkpoint timer, or the
@@ -284,11 +289,15 @@ func (sub *subscription) deliver() (lost bool) {
 		} else {
 			timer.Reset(max(wait, 0))
 		}
+		// Only a wake-up (new events, an ack making room, a new subscriber) or a failed read
+		// reads again: the checkpoint timer and the lease's deadline only look at the state.
 		select {
 		case <-sub.ctx.Done():
 			return false
 		case <-sub.wakeCh:
+			read = true
 		case <-timer.C:
+			read = err != nil
 		}
 	}
 }
@@ -388,13 +397,11 @@ func (sub *subscription) checkpoint(ctx context.Context, force bool) error {
 	n, epoch, pk := sub.cp.unwritten, sub.epoch, sub.streamPK
 	sub.mu.Unlock()
 	if !sub.opts.Transient {
-		rows, err := sub.store.q.WriteCheckpoint(ctx, sub.store.tmpl.Wrap(sub.store.db), db.WriteCheckpointParams{
-			LastSeen: pos, StreamPk: nullPK(pk), ID: sub.start.id, Epoch: epoch,
-		})
+		written, err := sub.store.checkpoints.write(ctx, sub.start.id, epoch, pos, pk)
 		if err != nil {
 			return err
 		}
-		if rows == 0 {
+		if !written {
 			return sub.refused(ctx)
 		}
 	}

@@ -124,6 +124,7 @@ type Store struct {
 	poller       *poller
 	allReads     singleflight.Group // concurrent identical subscription reads of $all
 	leases       *leaseKeeper
+	checkpoints  *checkpointWriter
 	pollInterval time.Duration
 	subsMu       sync.Mutex
 	subs         map[subKey]*subscription
@@ -254,12 +255,14 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	s.seq = newSequencer(s, c.SequencerInterval, c.SequencerDelay, c.SequencerBatch)
 	s.poller = newPoller(s, c.SubscriptionPollInterval)
 	s.leases = newLeaseKeeper(s, c.LeaseDuration, c.LeaseRenewInterval)
+	s.checkpoints = newCheckpointWriter(s)
 	s.hardCtx, s.hardCancel = context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(s.hardCtx)
 	s.cancel = cancel
 	s.wg.Go(func() { s.seq.run(ctx) })
 	s.wg.Go(func() { s.poller.run(ctx) })
 	s.wg.Go(func() { s.leases.run(ctx) })
+	s.wg.Go(func() { s.checkpoints.run(ctx) })
 	if s.replica != nil {
 		s.wg.Go(func() { s.watchReplica(ctx) })
 	}

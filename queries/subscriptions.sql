@@ -37,18 +37,6 @@ WHERE s.holder = @holder::text
   AND (s.id, s.epoch) IN (SELECT unnest(@ids::bigint[]), unnest(@epochs::bigint[]))
 RETURNING s.id;
 
--- name: WriteCheckpoint :execrows
--- The holder's checkpoint write, fenced by its epoch: no row changes once another process took
--- the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
--- wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
--- least once), and a checkpoint that survives was flushed after the $all positions it refers to.
-WITH sync AS (
-    SELECT set_config('synchronous_commit', CASE WHEN @durable::bool THEN 'on' ELSE 'off' END, true) AS setting
-)
-UPDATE /* TEMPLATE: schema */subscriptions
-SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint
-WHERE id = @id::bigint AND epoch = @epoch::bigint AND EXISTS (SELECT 1 FROM sync);
-
 -- name: ReleaseLease :execrows
 -- A clean stop: the last checkpoint and the lease's release in one durable write, fenced.
 UPDATE /* TEMPLATE: schema */subscriptions
@@ -87,3 +75,20 @@ UPDATE /* TEMPLATE: schema */deletions SET generation = generation + 1 WHERE id 
 
 -- name: Notify :exec
 SELECT pg_notify(@channel::text, @payload::text);
+
+-- name: WriteCheckpoints :many
+-- The running subscriptions' checkpoint writes of one process, batched into one statement, each
+-- fenced by its epoch; returns the ids written (a missing id: fenced, or deleted). The commit
+-- does not wait for the WAL flush: a checkpoint lost in a crash only means events are delivered
+-- again (at least once), and a checkpoint that survives was flushed after the $all positions it
+-- refers to.
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+c AS (
+    SELECT unnest(@ids::bigint[]) AS id, unnest(@epochs::bigint[]) AS epoch,
+           unnest(@positions::bigint[]) AS pos, unnest(@stream_pks::bigint[]) AS pk
+)
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET last_seen = c.pos, stream_pk = nullif(c.pk, 0)
+FROM c
+WHERE s.id = c.id AND s.epoch = c.epoch AND EXISTS (SELECT 1 FROM sync)
+RETURNING s.id;
