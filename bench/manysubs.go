@@ -122,7 +122,8 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 		})
 	}
 
-	// Idle: what the subscriptions cost with nothing to deliver.
+	// Idle: what the subscriptions cost with nothing to deliver, once their first reads are done.
+	time.Sleep(idle)
 	x0, err := e.commits(ctx)
 	if err != nil {
 		return err
