@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // errUnsubscribed is the cancel cause of a subscription whose last subscriber left.
