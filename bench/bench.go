@@ -90,6 +90,9 @@ type Config struct {
 	// BigLevels are the numbers of concurrent writers (readers) of the big workload's appends;
 	// its reads use Levels. Defaults to 1 and 10.
 	BigLevels []int
+	// Subscriptions is how many persistent subscriptions the ManySubs workload runs. Defaults to
+	// 1000.
+	Subscriptions int
 	// Workloads are the workload names to run (see AllWorkloads). Defaults to DefaultWorkloads.
 	Workloads []string
 	// LoadEvents is how many events the catch-up and big workloads preload. Defaults to 1,000,000.
@@ -116,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Duration <= 0 {
 		c.Duration = 5 * time.Second
+	}
+	if c.Subscriptions <= 0 {
+		c.Subscriptions = 1000
 	}
 	if c.Rounds <= 0 {
 		c.Rounds = 3

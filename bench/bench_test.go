@@ -29,6 +29,7 @@ func TestHarness(t *testing.T) {
 		Levels:           []int{1, 4}, // the harness is the same at any concurrency; 100 only costs time
 		BigLevels:        []int{2},
 		LoadEvents:       2500, // three streams: 1000, 1000 and 500 events
+		Subscriptions:    20,
 		LoadWriters:      2,
 		LatencyMinEvents: 20,
 		Progress:         &progress,
@@ -82,8 +83,8 @@ func TestHarness(t *testing.T) {
 	is.True(latency)
 	is.True(catchup)
 	// 2 + 2 + 1 + 2 append and read levels, latency, preload, catch-up, 2 big appends, 2 big reads,
-	// 4 filtered reads.
-	is.Equal(len(rep.Results), 18)
+	// 4 filtered reads, many subscriptions.
+	is.Equal(len(rep.Results), 19)
 
 	var out bytes.Buffer
 	is.NoErr(rep.WriteMarkdown(&out))

@@ -15,13 +15,13 @@ import (
 	"github.com/go-eventstore/eventstore/es"
 )
 
-// ManySubs runs 1,000 persistent $all subscriptions in one process on a 20-connection pool:
+// ManySubs runs Config.Subscriptions (1,000) persistent $all subscriptions in one process on a
+// 20-connection pool:
 // connections in use, memory, queries while idle, and delivery latency while 10 writers append.
 const ManySubs = "manysubs"
 
 // Shape of the ManySubs workload.
 const (
-	manySubsCount   = 1000
 	manySubsPool    = 20
 	manySubsWriters = 10
 	manySubsEvery   = 100 * time.Millisecond // each writer's pace: 100 appends/s in all
@@ -31,7 +31,7 @@ const (
 func (r *runner) manySubs(ctx context.Context, e *env) error {
 	res := Result{
 		Workload: fmt.Sprintf("%s persistent $all subscriptions in one process, %d-connection pool: append-commit to delivery, %d writers x %d appends/s",
-			thousands(manySubsCount), manySubsPool, manySubsWriters, int(time.Second/manySubsEvery)),
+			thousands(int64(r.cfg.Subscriptions)), manySubsPool, manySubsWriters, int(time.Second/manySubsEvery)),
 		Driver: e.driver,
 	}
 	err := r.manySubsRun(ctx, e, &res)
@@ -60,7 +60,7 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 
 	// The store's own background work (the sequencer's polls) with no subscription, to tell
 	// apart what the subscriptions add.
-	idle := 3 * time.Second
+	idle := min(max(r.cfg.Duration, 100*time.Millisecond), 3*time.Second)
 	b0, err := e.commits(ctx)
 	if err != nil {
 		return err
@@ -83,7 +83,7 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 		errOnce  sync.Once
 		wg       sync.WaitGroup
 	)
-	subs := make([]*es.Subscriber, manySubsCount)
+	subs := make([]*es.Subscriber, r.cfg.Subscriptions)
 	for i := range subs {
 		sub, err := f.store.SubscribeToAll(subCtx, fmt.Sprintf("many-%04d", i), &es.SubscriptionOptions{StartFrom: es.StartCurrent, BufferSize: 100})
 		if err != nil {
@@ -91,7 +91,7 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 		}
 		subs[i] = sub
 	}
-	r.progress("%s [%s]: %d subscriptions created; waiting for their leases", ManySubs, e.driver, manySubsCount)
+	r.progress("%s [%s]: %d subscriptions created; waiting for their leases", ManySubs, e.driver, r.cfg.Subscriptions)
 	for _, sub := range subs {
 		select {
 		case <-sub.Subscribed():
@@ -170,13 +170,13 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 			}
 		})
 	}
-	time.Sleep(max(r.cfg.Duration, 2*time.Second))
+	time.Sleep(r.cfg.Duration)
 	close(stop)
 	writers.Wait()
 	if writeErr != nil {
 		return writeErr
 	}
-	want := written.Load() * manySubsCount
+	want := written.Load() * int64(r.cfg.Subscriptions)
 	deadline := time.Now().Add(time.Minute)
 	for received.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
@@ -195,14 +195,14 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 	}
 	pct := func(p float64) time.Duration { return samples[min(len(samples)-1, int(p*float64(len(samples))))] }
 	res.Latency = &Latency{N: len(samples), P50: pct(0.5), P99: pct(0.99), Max: samples[len(samples)-1],
-		Rate: float64(written.Load()) / max(r.cfg.Duration, 2*time.Second).Seconds()}
+		Rate: float64(written.Load()) / r.cfg.Duration.Seconds()}
 	res.Store = float64(res.Latency.P50) / float64(time.Millisecond)
 	res.Notes = append(res.Notes,
 		fmt.Sprintf("idle: %.1f transactions/s in the database with %s subscriptions running, %.1f without any (the sequencer's polls), so %.1f/s for the subscriptions (pg_stat_database.xact_commit over %s each)",
-			float64(x1-x0)/idle.Seconds(), thousands(manySubsCount), float64(b1-b0)/idle.Seconds(), float64((x1-x0)-(b1-b0))/idle.Seconds(), idle),
+			float64(x1-x0)/idle.Seconds(), thousands(int64(r.cfg.Subscriptions)), float64(b1-b0)/idle.Seconds(), float64((x1-x0)-(b1-b0))/idle.Seconds(), idle),
 		fmt.Sprintf("connections: %d open and %d in use while idle; at most %d in use seen by the writers under load (pool of %d)", idleStats.OpenConnections, idleStats.InUse, maxInUse.Load(), manySubsPool),
 		fmt.Sprintf("memory: Go heap %.1f MB with the subscriptions running, %.1f MB before (%.1f KB per subscription)",
-			float64(after.HeapAlloc)/1e6, float64(before.HeapAlloc)/1e6, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1e3/manySubsCount),
+			float64(after.HeapAlloc)/1e6, float64(before.HeapAlloc)/1e6, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1e3/float64(r.cfg.Subscriptions)),
 		fmt.Sprintf("%s deliveries: every event to every subscription", thousands(want)))
 	return nil
 }
