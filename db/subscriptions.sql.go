@@ -215,9 +215,17 @@ func (q *Queries) ReleaseLease(ctx context.Context, db DBTX, arg ReleaseLeasePar
 }
 
 const renewLeases = `-- name: RenewLeases :many
+WITH locked AS (
+    SELECT l.id FROM /* TEMPLATE: schema */subscriptions l
+    WHERE l.holder = $2::text
+      AND (l.id, l.epoch) IN (SELECT unnest($3::bigint[]), unnest($4::bigint[]))
+    ORDER BY l.id
+    FOR UPDATE
+)
 UPDATE /* TEMPLATE: schema */subscriptions s
 SET lease_expires_at = now() + make_interval(secs => $1::float8)
-WHERE s.holder = $2::text
+FROM locked
+WHERE s.id = locked.id AND s.holder = $2::text
   AND (s.id, s.epoch) IN (SELECT unnest($3::bigint[]), unnest($4::bigint[]))
 RETURNING s.id
 `
@@ -230,7 +238,8 @@ type RenewLeasesParams struct {
 }
 
 // Renews the listed leases of @holder that still carry the epoch they were taken with, in one
-// statement for all of a process's subscriptions. Returns the ids renewed.
+// statement for all of a process's subscriptions (rows locked in id order). Returns the ids
+// renewed.
 func (q *Queries) RenewLeases(ctx context.Context, db DBTX, arg RenewLeasesParams) ([]int64, error) {
 	rows, err := db.QueryContext(ctx, renewLeases,
 		arg.LeaseSeconds,
@@ -302,19 +311,32 @@ func (q *Queries) SubscriptionEpoch(ctx context.Context, db DBTX, id int64) (int
 }
 
 const takeLeases = `-- name: TakeLeases :many
-UPDATE /* TEMPLATE: schema */subscriptions s
-SET holder = $1::text,
-    epoch = s.epoch + 1,
-    lease_expires_at = now() + make_interval(secs => $2::float8)
-WHERE s.id = ANY($3::bigint[])
-  AND (s.holder IS NULL OR s.lease_expires_at <= now() OR s.holder = $1::text)
-RETURNING s.id, s.epoch, s.last_seen, s.stream_pk
+WITH locked AS (
+    SELECT l.id FROM /* TEMPLATE: schema */subscriptions l
+    WHERE l.id = ANY($1::bigint[])
+      AND (l.holder IS NULL OR l.lease_expires_at <= now() OR l.holder = $2::text)
+    ORDER BY l.id
+    FOR UPDATE
+), taken AS (
+    UPDATE /* TEMPLATE: schema */subscriptions s
+    SET holder = $2::text,
+        epoch = s.epoch + 1,
+        lease_expires_at = now() + make_interval(secs => $3::float8)
+    FROM locked
+    WHERE s.id = locked.id
+      AND (s.holder IS NULL OR s.lease_expires_at <= now() OR s.holder = $2::text)
+    RETURNING s.id, s.epoch, s.last_seen, s.stream_pk
+)
+SELECT t.id, t.epoch, t.last_seen, t.stream_pk, true AS taken FROM taken t
+UNION ALL
+SELECT o.id, o.epoch, o.last_seen, o.stream_pk, false FROM /* TEMPLATE: schema */subscriptions o
+WHERE o.id = ANY($1::bigint[]) AND o.id NOT IN (SELECT id FROM taken)
 `
 
 type TakeLeasesParams struct {
+	Ids          []int64
 	Holder       string
 	LeaseSeconds float64
-	Ids          []int64
 }
 
 type TakeLeasesRow struct {
@@ -322,12 +344,16 @@ type TakeLeasesRow struct {
 	Epoch    int64
 	LastSeen int64
 	StreamPk sql.NullInt64
+	Taken    bool
 }
 
 // Takes, for @holder, each listed subscription whose lease is free or has run out, with a new
-// epoch. A lease held by someone else and still running is left alone.
+// epoch (taken true); a lease held by someone else and still running is left alone. Rows are
+// locked in id order, as every multi-row statement on subscriptions does, so concurrent ones
+// cannot deadlock. The listed subscriptions that exist but were not taken come back with taken
+// false; an id that does not come back was deleted.
 func (q *Queries) TakeLeases(ctx context.Context, db DBTX, arg TakeLeasesParams) ([]TakeLeasesRow, error) {
-	rows, err := db.QueryContext(ctx, takeLeases, arg.Holder, arg.LeaseSeconds, pq.Array(arg.Ids))
+	rows, err := db.QueryContext(ctx, takeLeases, pq.Array(arg.Ids), arg.Holder, arg.LeaseSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +366,7 @@ func (q *Queries) TakeLeases(ctx context.Context, db DBTX, arg TakeLeasesParams)
 			&i.Epoch,
 			&i.LastSeen,
 			&i.StreamPk,
+			&i.Taken,
 		); err != nil {
 			return nil, err
 		}
@@ -359,11 +386,16 @@ WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
 c AS (
     SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS epoch,
            unnest($3::bigint[]) AS pos, unnest($4::bigint[]) AS pk
+), locked AS (
+    SELECT l.id FROM /* TEMPLATE: schema */subscriptions l JOIN c ON c.id = l.id AND c.epoch = l.epoch
+    WHERE EXISTS (SELECT 1 FROM sync)
+    ORDER BY l.id
+    FOR UPDATE OF l
 )
 UPDATE /* TEMPLATE: schema */subscriptions s
 SET last_seen = c.pos, stream_pk = nullif(c.pk, 0)
-FROM c
-WHERE s.id = c.id AND s.epoch = c.epoch AND EXISTS (SELECT 1 FROM sync)
+FROM c, locked
+WHERE s.id = c.id AND s.id = locked.id AND s.epoch = c.epoch
 RETURNING s.id
 `
 
@@ -375,10 +407,10 @@ type WriteCheckpointsParams struct {
 }
 
 // The running subscriptions' checkpoint writes of one process, batched into one statement, each
-// fenced by its epoch; returns the ids written (a missing id: fenced, or deleted). The commit
-// does not wait for the WAL flush: a checkpoint lost in a crash only means events are delivered
-// again (at least once), and a checkpoint that survives was flushed after the $all positions it
-// refers to.
+// fenced by its epoch (rows locked in id order); returns the ids written (a missing id: fenced,
+// or deleted). The commit does not wait for the WAL flush: a checkpoint lost in a crash only
+// means events are delivered again (at least once), and a checkpoint that survives was flushed
+// after the $all positions it refers to.
 func (q *Queries) WriteCheckpoints(ctx context.Context, db DBTX, arg WriteCheckpointsParams) ([]int64, error) {
 	rows, err := db.QueryContext(ctx, writeCheckpoints,
 		pq.Array(arg.Ids),

@@ -2,6 +2,8 @@ package es
 
 import (
 	"slices"
+
+	"github.com/google/uuid"
 )
 
 // dispatcher is a persistent subscription's delivery bookkeeping, with no database in it: the
@@ -117,16 +119,26 @@ func (d *dispatcher) release(pos int64) {
 	}
 }
 
-// ack acknowledges, for each position, the event of that number in flight to m and every event
-// delivered to m before it (the seed's rule: acking the last event of a batch acks the batch). It
-// returns how many events it acknowledged and the first position that was not in flight, or -1.
-func (d *dispatcher) ack(m *member, positions []int64) (acked int, missing int64) {
+// ackKey names an acknowledged event: its number, and its id unless uuid.Nil (AckNumber). The id
+// tells a stale ack of an event of a hard-deleted stream from the re-created stream's event of
+// the same number.
+type ackKey struct {
+	number int64
+	id     uuid.UUID
+}
+
+// ack acknowledges, for each key, the event in flight to m and every event delivered to m before
+// it (the seed's rule: acking the last event of a batch acks the batch). It returns how many
+// events it acknowledged and the first number that was not in flight, or -1.
+func (d *dispatcher) ack(m *member, keys []ackKey) (acked int, missing int64) {
 	missing = -1
-	for _, p := range positions {
-		i := slices.IndexFunc(m.inflight, func(ev RecordedEvent) bool { return ev.EventNumber == p })
+	for _, k := range keys {
+		i := slices.IndexFunc(m.inflight, func(ev RecordedEvent) bool {
+			return ev.EventNumber == k.number && (k.id == uuid.Nil || ev.EventID == k.id)
+		})
 		if i < 0 {
 			if missing < 0 {
-				missing = p
+				missing = k.number
 			}
 			continue
 		}

@@ -44,7 +44,8 @@ type leaseKeeper struct {
 }
 
 // leaseClaim is one subscription's interest in its lease. granted receives each grant; lost is
-// called (without the keeper's lock) when a renewal finds the lease taken or gone.
+// called (without the keeper's lock) when a renewal finds the lease taken or gone, gone when a
+// take finds the subscription deleted.
 type leaseClaim struct {
 	id      int64
 	retry   time.Duration
@@ -52,6 +53,7 @@ type leaseClaim struct {
 	granted chan leaseGrant
 	renewed func(epoch int64, deadline time.Time)
 	lost    func()
+	gone    func() // the subscription was deleted while this process waited for its lease
 	epoch   int64 // guarded by the keeper's mu
 }
 
@@ -203,13 +205,22 @@ func (k *leaseKeeper) take(ctx context.Context) {
 	}
 	deadline := start.Add(k.duration)
 	var unwanted []db.TakeLeasesRow
+	var gone []*leaseClaim
 	k.mu.Lock()
 	if len(k.held) == 0 {
 		k.lastRenew = start
 	}
+	for i, id := range ids {
+		if !slices.ContainsFunc(rows, func(r db.TakeLeasesRow) bool { return r.ID == id }) {
+			if _, still := k.wanted[claims[i]]; still {
+				delete(k.wanted, claims[i]) // deleted: its subscription ends
+				gone = append(gone, claims[i])
+			}
+		}
+	}
 	for _, r := range rows {
 		i := slices.Index(ids, r.ID)
-		if i < 0 {
+		if i < 0 || !r.Taken {
 			continue
 		}
 		c := claims[i]
@@ -226,6 +237,9 @@ func (k *leaseKeeper) take(ctx context.Context) {
 		}
 	}
 	k.mu.Unlock()
+	for _, c := range gone {
+		c.gone()
+	}
 	for _, r := range unwanted {
 		_, _ = k.release(k.s.hardCtx, r.ID, r.Epoch, r.LastSeen, r.StreamPk.Int64)
 	}

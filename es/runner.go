@@ -40,6 +40,7 @@ type subscription struct {
 	d           *dispatcher
 	cp          checkpointer
 	subscribers []*Subscriber
+	closing     bool      // the last subscriber left: it takes no more
 	active      bool      // this process holds the lease and delivers
 	epoch       int64     // the lease's epoch
 	deadline    time.Time // when the lease runs out unless renewed, on this process's clock
@@ -67,6 +68,7 @@ func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start
 		granted: make(chan leaseGrant, 1),
 		renewed: sub.renewed,
 		lost:    sub.lost,
+		gone:    func() { sub.stop(ErrSubscriptionNotFound) },
 	}
 	return sub
 }

@@ -60,14 +60,16 @@ type Config struct {
 	SequencerDelay time.Duration
 	// SubscriptionPollInterval is how often the store looks for new events for its subscriptions
 	// without having been woken (one query for all of them), the fallback for lost notifications
-	// and the only source without ListenDSN. Defaults to DefaultSubscriptionPollInterval (1s).
+	// and the only source without ListenDSN; at least MinSubscriptionInterval. Defaults to
+	// DefaultSubscriptionPollInterval (1s).
 	SubscriptionPollInterval time.Duration
 	// LeaseDuration is how long a persistent subscription's lease lasts without renewal: a holder
 	// that cannot renew stops delivering when it runs out, and a process that died is replaced
 	// within it plus SubscriptionOptions.RetryInterval. Defaults to DefaultLeaseDuration (6s).
 	LeaseDuration time.Duration
 	// LeaseRenewInterval is how often the store renews the leases it holds, all in one statement;
-	// at most half of LeaseDuration. Defaults to a third of LeaseDuration (2s by default).
+	// between MinSubscriptionInterval and half of LeaseDuration. Defaults to a third of
+	// LeaseDuration (2s by default).
 	LeaseRenewInterval time.Duration
 	// DisablePreparedStatements runs every query in one round trip that leaves nothing prepared
 	// on the server, for connection poolers that hand each transaction to any server connection
@@ -190,8 +192,12 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	case c.SequencerDelay < 0:
 		c.SequencerDelay = 0
 	}
-	if c.SubscriptionPollInterval <= 0 {
+	if c.SubscriptionPollInterval == 0 {
 		c.SubscriptionPollInterval = DefaultSubscriptionPollInterval
+	}
+	if c.SubscriptionPollInterval < MinSubscriptionInterval {
+		return nil, opError("new store", "", fmt.Errorf("%w: SubscriptionPollInterval %s must be at least %s (0: the default)",
+			ErrInvalidArgument, c.SubscriptionPollInterval, MinSubscriptionInterval))
 	}
 	if c.LeaseDuration < 0 || c.LeaseRenewInterval < 0 {
 		return nil, opError("new store", "", fmt.Errorf("%w: negative LeaseDuration %s or LeaseRenewInterval %s",
@@ -203,9 +209,10 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 	if c.LeaseRenewInterval == 0 {
 		c.LeaseRenewInterval = c.LeaseDuration / 3
 	}
-	if c.LeaseDuration < 100*time.Millisecond || c.LeaseDuration > MaxSubscriptionInterval || c.LeaseRenewInterval > c.LeaseDuration/2 {
-		return nil, opError("new store", "", fmt.Errorf("%w: LeaseDuration %s must be between 100ms and %s, and LeaseRenewInterval %s at most half of it",
-			ErrInvalidArgument, c.LeaseDuration, MaxSubscriptionInterval, c.LeaseRenewInterval))
+	if c.LeaseDuration < 100*time.Millisecond || c.LeaseDuration > MaxSubscriptionInterval ||
+		c.LeaseRenewInterval > c.LeaseDuration/2 || c.LeaseRenewInterval < MinSubscriptionInterval {
+		return nil, opError("new store", "", fmt.Errorf("%w: LeaseDuration %s must be between 100ms and %s, and LeaseRenewInterval %s between %s and half of it",
+			ErrInvalidArgument, c.LeaseDuration, MaxSubscriptionInterval, c.LeaseRenewInterval, MinSubscriptionInterval))
 	}
 	if c.ListenDSN != "" {
 		if err := notify.CheckDSN(c.ListenDSN); err != nil {

@@ -5,6 +5,10 @@ import (
 	"fmt"
 )
 
+// errSubscriptionStopping: the subscription's last subscriber left; it stops, and a new
+// subscriber needs a new one.
+var errSubscriptionStopping = errors.New("subscription stopping")
+
 // Subscriber is one subscriber of a persistent subscription: receive batches from Events,
 // acknowledge them once processed, and Close to unsubscribe.
 type Subscriber struct {
@@ -49,17 +53,19 @@ func (h *Subscriber) Err() error {
 // or delivered before the subscription lost its lease and delivered again since) is reported
 // with ErrUnexpectedAck; the other events are acknowledged all the same.
 func (h *Subscriber) Ack(events ...RecordedEvent) error {
-	positions := make([]int64, len(events))
+	keys := make([]ackKey, len(events))
 	for i, ev := range events {
-		positions[i] = ev.EventNumber
+		keys[i] = ackKey{ev.EventNumber, ev.EventID}
 	}
-	return h.sub.ack(h, positions)
+	return h.sub.ack(h, keys)
 }
 
 // AckNumber acknowledges every event in flight to this subscriber up to and including event
-// number n, which must be in flight (ErrUnexpectedAck otherwise).
+// number n, which must be in flight (ErrUnexpectedAck otherwise). Unlike Ack, it cannot tell an
+// event of a hard-deleted stream from the re-created stream's event of the same number: prefer
+// Ack on stream subscriptions whose streams may be re-created.
 func (h *Subscriber) AckNumber(n int64) error {
-	return h.sub.ack(h, []int64{n})
+	return h.sub.ack(h, []ackKey{{number: n}})
 }
 
 // Close unsubscribes. Events in flight and unacknowledged go to the remaining subscribers, or are
@@ -75,7 +81,7 @@ func (h *Subscriber) Close() error {
 	return nil
 }
 
-func (sub *subscription) ack(h *Subscriber, positions []int64) error {
+func (sub *subscription) ack(h *Subscriber, keys []ackKey) error {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	// Also after a failed ack: its caller took a batch from its channel, which makes room.
@@ -83,7 +89,7 @@ func (sub *subscription) ack(h *Subscriber, positions []int64) error {
 	if h.closed {
 		return fmt.Errorf("eventstore: ack %s/%s: %w: subscriber closed", sub.stream, sub.name, ErrUnexpectedAck)
 	}
-	acked, missing := sub.d.ack(h.member, positions)
+	acked, missing := sub.d.ack(h.member, keys)
 	sub.cp.progress(acked, sub.now())
 	if missing >= 0 {
 		return fmt.Errorf("eventstore: ack %s/%s: %w: event %d is not in flight", sub.stream, sub.name, ErrUnexpectedAck, missing)
@@ -95,6 +101,9 @@ func (sub *subscription) ack(h *Subscriber, positions []int64) error {
 func (sub *subscription) add(id string) (*Subscriber, error) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if sub.closing {
+		return nil, errSubscriptionStopping
+	}
 	for _, h := range sub.subscribers {
 		if h.id == id {
 			return nil, ErrAlreadySubscribed
@@ -127,6 +136,9 @@ func (sub *subscription) add(id string) (*Subscriber, error) {
 func (sub *subscription) remove(h *Subscriber, err error) bool {
 	sub.mu.Lock()
 	last := sub.detach(h, err)
+	if last {
+		sub.closing = true // a subscriber connecting now gets a new subscription
+	}
 	sub.mu.Unlock()
 	if last {
 		sub.stop(nil)

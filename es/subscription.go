@@ -50,6 +50,9 @@ const (
 	DefaultRetryInterval       = time.Second
 	// MaxSubscriptionInterval bounds CheckpointAfter and RetryInterval.
 	MaxSubscriptionInterval = 24 * time.Hour
+	// MinSubscriptionInterval is the least RetryInterval, Config.LeaseRenewInterval and
+	// Config.SubscriptionPollInterval: each is a query, and shorter ones only load the database.
+	MinSubscriptionInterval = 10 * time.Millisecond
 )
 
 // categoryPrefix starts the stream key of category subscriptions; appends to such names are
@@ -73,7 +76,8 @@ type SubscriptionOptions struct {
 	// Selector keeps the events it returns true for; the others are skipped (and count as
 	// acknowledged). Defaults to every event.
 	Selector func(RecordedEvent) bool
-	// Mapper transforms each event before delivery. It must keep EventNumber, which acks use.
+	// Mapper transforms each event before delivery. It must keep EventNumber and EventID, which
+	// acks use.
 	// Defaults to none.
 	Mapper func(RecordedEvent) RecordedEvent
 	// BufferSize is how many delivered, unacknowledged events a subscriber may have; batches never
@@ -113,8 +117,8 @@ type SubscriptionOptions struct {
 	EventTypes     []string
 	// RetryInterval is how often a process waiting for the subscription's lease, held by another
 	// process, tries to take it: a holder that stops cleanly is replaced within it, one that dies
-	// within Config.LeaseDuration plus it. At most MaxSubscriptionInterval. Defaults to
-	// DefaultRetryInterval (1s).
+	// within Config.LeaseDuration plus it. Between MinSubscriptionInterval and
+	// MaxSubscriptionInterval. Defaults to DefaultRetryInterval (1s).
 	RetryInterval time.Duration
 }
 
@@ -133,6 +137,9 @@ func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {
 	case c.CheckpointAfter > MaxSubscriptionInterval, c.RetryInterval > MaxSubscriptionInterval:
 		return c, fmt.Errorf("%w: CheckpointAfter %s and RetryInterval %s must be at most %s",
 			ErrInvalidArgument, c.CheckpointAfter, c.RetryInterval, MaxSubscriptionInterval)
+	case c.RetryInterval != 0 && c.RetryInterval < MinSubscriptionInterval:
+		return c, fmt.Errorf("%w: RetryInterval %s must be at least %s (each try is a query)",
+			ErrInvalidArgument, c.RetryInterval, MinSubscriptionInterval)
 	}
 	if c.SubscriberID != "" {
 		if err := checkText("SubscriberID", c.SubscriberID, MaxSubscriptionNameLen); err != nil {
@@ -245,42 +252,46 @@ type subKey struct{ stream, name string }
 
 func (s *Store) subscribe(ctx context.Context, stream, name string, o SubscriptionOptions) (*Subscriber, error) {
 	const op = "subscribe"
-	s.subsMu.Lock()
-	sub := s.subs[subKey{stream, name}]
-	s.subsMu.Unlock()
-	if sub == nil || sub.stopping() {
-		// The row (and so the start position) exists before Subscribe returns.
-		start, err := s.createSubscription(ctx, stream, name, o)
+	key := subKey{stream, name}
+	var start *subscriptionStart
+	for {
+		s.subsMu.Lock()
+		sub := s.subs[key]
+		if sub == nil || sub.stopping() {
+			if start == nil {
+				// The row (and so the start position) exists before Subscribe returns; it is
+				// created outside the registry's lock, then the registry is looked at again.
+				s.subsMu.Unlock()
+				st, err := s.createSubscription(ctx, stream, name, o)
+				if err != nil {
+					return nil, mapDBError(op, stream, err)
+				}
+				start = &st
+				continue
+			}
+			if s.isClosed() {
+				s.subsMu.Unlock()
+				return nil, opError(op, stream, ErrClosed)
+			}
+			next := newSubscription(s, stream, name, o, *start)
+			next.prev = sub // its lease must be released before this one runs
+			s.subs[key] = next
+			s.wg.Go(next.run)
+			sub = next
+		}
+		h, err := sub.add(o.SubscriberID)
+		if errors.Is(err, errSubscriptionStopping) {
+			sub.stop(nil) // already on its way; make sure the registry sees it stopping
+			s.subsMu.Unlock()
+			continue
+		}
+		s.subsMu.Unlock()
 		if err != nil {
-			return nil, mapDBError(op, stream, err)
+			return nil, opError(op, stream, fmt.Errorf("%s: %w", name, err))
 		}
-		s.subsMu.Lock()
-		defer s.subsMu.Unlock()
-		if s.isClosed() {
-			return nil, opError(op, stream, ErrClosed)
-		}
-		key := subKey{stream, name}
-		if cur := s.subs[key]; cur != nil && !cur.stopping() {
-			sub = cur // created meanwhile by another subscriber of this process
-		} else {
-			sub = newSubscription(s, stream, name, o, start)
-			sub.prev = cur // its lease must be released before this one runs
-			s.subs[key] = sub
-			s.wg.Go(sub.run)
-		}
-	} else {
-		s.subsMu.Lock()
-		defer s.subsMu.Unlock()
+		context.AfterFunc(ctx, func() { sub.remove(h, context.Cause(ctx)) })
+		return h, nil
 	}
-	h, err := sub.add(o.SubscriberID)
-	if err != nil {
-		if sub.empty() {
-			sub.stop(nil)
-		}
-		return nil, opError(op, stream, fmt.Errorf("%s: %w", name, err))
-	}
-	context.AfterFunc(ctx, func() { sub.remove(h, context.Cause(ctx)) })
-	return h, nil
 }
 
 // subscriptionStart is where a subscription starts: its row and checkpoint (or, Transient, the

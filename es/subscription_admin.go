@@ -9,11 +9,11 @@ import (
 	"github.com/go-eventstore/eventstore/db"
 )
 
-// DeleteSubscription stops a persistent subscription running in this process (its subscribers
-// end with ErrSubscriptionNotFound) and removes its checkpoint, so the name can start over from
-// any position. A subscription running in another process stops when it next writes its
-// checkpoint (its next checkpoint write or lease renewal finds the row gone). Deleting a missing
-// subscription is not an error.
+// DeleteSubscription removes a persistent subscription's row (its checkpoint and lease), so the
+// name can start over from any position, then stops it in this process: its subscribers end with
+// ErrSubscriptionNotFound (with WithTx, after the caller commits). In another process, the holder
+// stops at its next checkpoint write or lease renewal, and a process waiting for the lease at its
+// next try. Deleting a missing subscription is not an error.
 func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opts ...Option) error {
 	const op = "delete subscription"
 	o, err := s.options(op, stream, opts)
@@ -26,6 +26,16 @@ func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opt
 	if err := checkSubscriptionName(op, stream, name); err != nil {
 		return err
 	}
+	// The row goes first: a process waiting for the lease can then never take it over between
+	// this process's release and the delete.
+	if _, err = s.q.DeleteSubscription(ctx, s.conn(o), db.DeleteSubscriptionParams{StreamName: stream, SubscriptionName: name}); err != nil {
+		return mapDBError(op, stream, err)
+	}
+	if o.tx != nil {
+		// Until the caller commits, the row is locked and may come back: the subscription running
+		// here stops at its next write or renewal after the commit, as one elsewhere does.
+		return nil
+	}
 	s.subsMu.Lock()
 	sub := s.subs[subKey{stream, name}]
 	s.subsMu.Unlock()
@@ -37,8 +47,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opt
 			return opError(op, stream, ctx.Err())
 		}
 	}
-	_, err = s.q.DeleteSubscription(ctx, s.conn(o), db.DeleteSubscriptionParams{StreamName: stream, SubscriptionName: name})
-	return mapDBError(op, stream, err)
+	return nil
 }
 
 // SubscriptionCheckpoint returns the last position a persistent subscription has checkpointed:

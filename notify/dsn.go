@@ -40,6 +40,8 @@ func hint(err error) string {
 		return "the server does not offer TLS: add sslmode=disable (or prefer) to ListenDSN"
 	case strings.Contains(msg, "password authentication failed"), strings.Contains(msg, "no password"):
 		return "check the user and password in ListenDSN (or PGPASSWORD / ~/.pgpass)"
+	case strings.Contains(msg, "role") && strings.Contains(msg, "does not exist"):
+		return "ListenDSN names a role the server does not know: use the pool's user"
 	case strings.Contains(msg, "does not exist"):
 		return "ListenDSN must name the database the store's pool uses"
 	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"),

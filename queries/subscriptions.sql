@@ -19,21 +19,46 @@ SELECT epoch FROM /* TEMPLATE: schema */subscriptions WHERE id = @id::bigint;
 
 -- name: TakeLeases :many
 -- Takes, for @holder, each listed subscription whose lease is free or has run out, with a new
--- epoch. A lease held by someone else and still running is left alone.
-UPDATE /* TEMPLATE: schema */subscriptions s
-SET holder = @holder::text,
-    epoch = s.epoch + 1,
-    lease_expires_at = now() + make_interval(secs => @lease_seconds::float8)
-WHERE s.id = ANY(@ids::bigint[])
-  AND (s.holder IS NULL OR s.lease_expires_at <= now() OR s.holder = @holder::text)
-RETURNING s.id, s.epoch, s.last_seen, s.stream_pk;
+-- epoch (taken true); a lease held by someone else and still running is left alone. Rows are
+-- locked in id order, as every multi-row statement on subscriptions does, so concurrent ones
+-- cannot deadlock. The listed subscriptions that exist but were not taken come back with taken
+-- false; an id that does not come back was deleted.
+WITH locked AS (
+    SELECT l.id FROM /* TEMPLATE: schema */subscriptions l
+    WHERE l.id = ANY(@ids::bigint[])
+      AND (l.holder IS NULL OR l.lease_expires_at <= now() OR l.holder = @holder::text)
+    ORDER BY l.id
+    FOR UPDATE
+), taken AS (
+    UPDATE /* TEMPLATE: schema */subscriptions s
+    SET holder = @holder::text,
+        epoch = s.epoch + 1,
+        lease_expires_at = now() + make_interval(secs => @lease_seconds::float8)
+    FROM locked
+    WHERE s.id = locked.id
+      AND (s.holder IS NULL OR s.lease_expires_at <= now() OR s.holder = @holder::text)
+    RETURNING s.id, s.epoch, s.last_seen, s.stream_pk
+)
+SELECT t.id, t.epoch, t.last_seen, t.stream_pk, true AS taken FROM taken t
+UNION ALL
+SELECT o.id, o.epoch, o.last_seen, o.stream_pk, false FROM /* TEMPLATE: schema */subscriptions o
+WHERE o.id = ANY(@ids::bigint[]) AND o.id NOT IN (SELECT id FROM taken);
 
 -- name: RenewLeases :many
 -- Renews the listed leases of @holder that still carry the epoch they were taken with, in one
--- statement for all of a process's subscriptions. Returns the ids renewed.
+-- statement for all of a process's subscriptions (rows locked in id order). Returns the ids
+-- renewed.
+WITH locked AS (
+    SELECT l.id FROM /* TEMPLATE: schema */subscriptions l
+    WHERE l.holder = @holder::text
+      AND (l.id, l.epoch) IN (SELECT unnest(@ids::bigint[]), unnest(@epochs::bigint[]))
+    ORDER BY l.id
+    FOR UPDATE
+)
 UPDATE /* TEMPLATE: schema */subscriptions s
 SET lease_expires_at = now() + make_interval(secs => @lease_seconds::float8)
-WHERE s.holder = @holder::text
+FROM locked
+WHERE s.id = locked.id AND s.holder = @holder::text
   AND (s.id, s.epoch) IN (SELECT unnest(@ids::bigint[]), unnest(@epochs::bigint[]))
 RETURNING s.id;
 
@@ -78,17 +103,22 @@ SELECT pg_notify(@channel::text, @payload::text);
 
 -- name: WriteCheckpoints :many
 -- The running subscriptions' checkpoint writes of one process, batched into one statement, each
--- fenced by its epoch; returns the ids written (a missing id: fenced, or deleted). The commit
--- does not wait for the WAL flush: a checkpoint lost in a crash only means events are delivered
--- again (at least once), and a checkpoint that survives was flushed after the $all positions it
--- refers to.
+-- fenced by its epoch (rows locked in id order); returns the ids written (a missing id: fenced,
+-- or deleted). The commit does not wait for the WAL flush: a checkpoint lost in a crash only
+-- means events are delivered again (at least once), and a checkpoint that survives was flushed
+-- after the $all positions it refers to.
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
 c AS (
     SELECT unnest(@ids::bigint[]) AS id, unnest(@epochs::bigint[]) AS epoch,
            unnest(@positions::bigint[]) AS pos, unnest(@stream_pks::bigint[]) AS pk
+), locked AS (
+    SELECT l.id FROM /* TEMPLATE: schema */subscriptions l JOIN c ON c.id = l.id AND c.epoch = l.epoch
+    WHERE EXISTS (SELECT 1 FROM sync)
+    ORDER BY l.id
+    FOR UPDATE OF l
 )
 UPDATE /* TEMPLATE: schema */subscriptions s
 SET last_seen = c.pos, stream_pk = nullif(c.pk, 0)
-FROM c
-WHERE s.id = c.id AND s.epoch = c.epoch AND EXISTS (SELECT 1 FROM sync)
+FROM c, locked
+WHERE s.id = c.id AND s.id = locked.id AND s.epoch = c.epoch
 RETURNING s.id;
