@@ -54,7 +54,7 @@ type leaseClaim struct {
 	renewed func(epoch int64, deadline time.Time)
 	lost    func()
 	gone    func() // the subscription was deleted while this process waited for its lease
-	epoch   int64 // guarded by the keeper's mu
+	epoch   int64  // guarded by the keeper's mu
 }
 
 type leaseGrant struct {
