@@ -180,13 +180,13 @@ func (sub *subscription) acquire() (leaseGrant, bool) {
 			return g, true
 		}
 		k.drop(sub.claim)
-		_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK)
+		_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK, sub.opts.forwardOnly)
 		return leaseGrant{}, false
 	case <-sub.ctx.Done():
 		k.drop(sub.claim)
 		select {
 		case g := <-sub.claim.granted: // granted meanwhile
-			_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK)
+			_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK, sub.opts.forwardOnly)
 		default:
 		}
 		return leaseGrant{}, false
@@ -389,7 +389,7 @@ func (sub *subscription) checkpoint(ctx context.Context, force bool) error {
 	sub.mu.Unlock()
 	if !sub.opts.Transient {
 		rows, err := sub.store.q.WriteCheckpoint(ctx, sub.store.tmpl.Wrap(sub.store.db), db.WriteCheckpointParams{
-			LastSeen: pos, StreamPk: nullPK(pk), ID: sub.start.id, Epoch: epoch,
+			LastSeen: pos, StreamPk: nullPK(pk), ID: sub.start.id, Epoch: epoch, Forward: sub.opts.forwardOnly,
 		})
 		if err != nil {
 			return err
@@ -431,7 +431,7 @@ func (sub *subscription) release() {
 	if !active || sub.opts.Transient {
 		return
 	}
-	ok, err := sub.store.leases.release(sub.store.hardCtx, sub.start.id, epoch, pos, pk)
+	ok, err := sub.store.leases.release(sub.store.hardCtx, sub.start.id, epoch, pos, pk, sub.opts.forwardOnly)
 	switch {
 	case err != nil:
 		sub.store.logger.Warn("subscription cannot write its last checkpoint; its lease runs out on its own",

@@ -42,17 +42,25 @@ RETURNING s.id;
 -- the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
 -- wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
 -- least once), and a checkpoint that survives was flushed after the $all positions it refers to.
+-- With @forward (projections, whose handlers commit the checkpoint with their effects) the
+-- checkpoint never moves back within one incarnation of the stream: a late write of an older
+-- position cannot make effects apply twice.
 WITH sync AS (
     SELECT set_config('synchronous_commit', CASE WHEN @durable::bool THEN 'on' ELSE 'off' END, true) AS setting
 )
 UPDATE /* TEMPLATE: schema */subscriptions
-SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint
+SET last_seen = CASE WHEN @forward::bool AND stream_pk IS NOT DISTINCT FROM sqlc.narg(stream_pk)::bigint
+                     THEN greatest(last_seen, @last_seen::bigint) ELSE @last_seen::bigint END,
+    stream_pk = sqlc.narg(stream_pk)::bigint
 WHERE id = @id::bigint AND epoch = @epoch::bigint AND EXISTS (SELECT 1 FROM sync);
 
 -- name: ReleaseLease :execrows
--- A clean stop: the last checkpoint and the lease's release in one durable write, fenced.
+-- A clean stop: the last checkpoint and the lease's release in one durable write, fenced;
+-- forward-only with @forward, as WriteCheckpoint.
 UPDATE /* TEMPLATE: schema */subscriptions
-SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint,
+SET last_seen = CASE WHEN @forward::bool AND stream_pk IS NOT DISTINCT FROM sqlc.narg(stream_pk)::bigint
+                     THEN greatest(last_seen, @last_seen::bigint) ELSE @last_seen::bigint END,
+    stream_pk = sqlc.narg(stream_pk)::bigint,
     holder = NULL, lease_expires_at = NULL
 WHERE id = @id::bigint AND epoch = @epoch::bigint;
 
@@ -87,3 +95,10 @@ UPDATE /* TEMPLATE: schema */deletions SET generation = generation + 1 WHERE id 
 
 -- name: Notify :exec
 SELECT pg_notify(@channel::text, @payload::text);
+
+-- name: ProjectionCheckpoint :one
+-- A projection's checkpoint read in its handler's transaction before the handler runs: no row
+-- when the lease's epoch moved on (or the subscription is gone). Events at or below last_seen
+-- were already applied (a commit whose outcome was unknown and that did go through).
+SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
+WHERE id = @id::bigint AND epoch = @epoch::bigint;
