@@ -33,6 +33,23 @@ const (
 	DefaultMinBackoff = 100 * time.Millisecond
 	// DefaultMaxBackoff bounds the wait between two attempts.
 	DefaultMaxBackoff = 5 * time.Second
+	// DefaultParkedCheckInterval is how often a projection looks for retries asked for by other
+	// processes.
+	DefaultParkedCheckInterval = 5 * time.Second
+)
+
+// ParkPolicy is what a projection does with the later events of a parked event's partition key
+// (ProjectionOptions.PartitionBy, the stream by default).
+type ParkPolicy int
+
+const (
+	// ParkWaitKey parks the later events of the key behind it, as ParkedWaiting, without
+	// calling the handler: the key's order holds. They are handled, in order, when the parked
+	// event is retried successfully or discarded. Keys of other events flow. The default.
+	ParkWaitKey ParkPolicy = iota
+	// ParkSkip parks the failing event only: the later events of its key are handled as usual,
+	// so the key's order is broken around it.
+	ParkSkip
 )
 
 // ProjectionOptions configure a projection (Store.Project). A nil *ProjectionOptions means all
@@ -54,6 +71,14 @@ type ProjectionOptions struct {
 	// MaxBackoff bounds the wait between attempts; at most MaxSubscriptionInterval. Defaults to
 	// DefaultMaxBackoff (5s).
 	MaxBackoff time.Duration
+	// ParkPolicy says what happens to the later events of a parked event's partition key.
+	// Defaults to ParkWaitKey: they wait behind it, in order.
+	ParkPolicy ParkPolicy
+	// ParkedCheckInterval is how often the projection holding the lease looks for parked events
+	// that a process other than its own asked to retry or discard (in its own process,
+	// RetryParked and DiscardParked reach it at once). At most MaxSubscriptionInterval. Defaults
+	// to DefaultParkedCheckInterval (5s).
+	ParkedCheckInterval time.Duration
 	// TxOptions are the options of the transactions handlers run in. Defaults to nil (the
 	// database's default isolation, read-write).
 	TxOptions *sql.TxOptions
@@ -69,12 +94,17 @@ func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptio
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: a projection cannot be Transient", ErrInvalidArgument)
 	case c.ConcurrencyLimit > 1:
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: a projection's ConcurrencyLimit is 1 (got %d)", ErrInvalidArgument, c.ConcurrencyLimit)
-	case c.MaxAttempts < 0, c.MinBackoff < 0, c.MaxBackoff < 0:
-		return c, SubscriptionOptions{}, fmt.Errorf("%w: negative projection option (MaxAttempts %d, MinBackoff %s, MaxBackoff %s)",
-			ErrInvalidArgument, c.MaxAttempts, c.MinBackoff, c.MaxBackoff)
-	case c.MaxBackoff > MaxSubscriptionInterval, c.MinBackoff > MaxSubscriptionInterval:
-		return c, SubscriptionOptions{}, fmt.Errorf("%w: MinBackoff %s and MaxBackoff %s must be at most %s",
-			ErrInvalidArgument, c.MinBackoff, c.MaxBackoff, MaxSubscriptionInterval)
+	case c.MaxAttempts < 0, c.MinBackoff < 0, c.MaxBackoff < 0, c.ParkedCheckInterval < 0:
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: negative projection option (MaxAttempts %d, MinBackoff %s, MaxBackoff %s, ParkedCheckInterval %s)",
+			ErrInvalidArgument, c.MaxAttempts, c.MinBackoff, c.MaxBackoff, c.ParkedCheckInterval)
+	case c.MaxBackoff > MaxSubscriptionInterval, c.MinBackoff > MaxSubscriptionInterval, c.ParkedCheckInterval > MaxSubscriptionInterval:
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: MinBackoff %s, MaxBackoff %s and ParkedCheckInterval %s must be at most %s",
+			ErrInvalidArgument, c.MinBackoff, c.MaxBackoff, c.ParkedCheckInterval, MaxSubscriptionInterval)
+	case c.ParkPolicy != ParkWaitKey && c.ParkPolicy != ParkSkip:
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: ParkPolicy %d", ErrInvalidArgument, c.ParkPolicy)
+	}
+	if c.ParkedCheckInterval == 0 {
+		c.ParkedCheckInterval = DefaultParkedCheckInterval
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultHandlerAttempts
@@ -104,6 +134,7 @@ type Projection struct {
 	stream  string
 	name    string
 	opts    ProjectionOptions
+	keyOf   func(RecordedEvent) string
 	handler Handler
 	h       *Subscriber
 	sub     *subscription
@@ -111,8 +142,13 @@ type Projection struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	kick   chan struct{} // RetryParked or DiscardParked in this process
 
 	closeOnce sync.Once
+
+	// Owned by run's goroutine.
+	epoch   int64           // the lease the blocked keys were loaded under
+	blocked map[string]bool // partition keys with parked events (ParkWaitKey)
 }
 
 // Project runs handler over the persistent subscription name of stream (a stream, AllStream or
@@ -122,8 +158,12 @@ type Projection struct {
 // the transaction is rolled back and nothing is applied) and commits. Every checkpoint write of
 // a projection is forward-only, so a late write can never move it back and apply effects twice.
 //
-// A failing batch is retried with a doubling backoff (ProjectionOptions.MaxAttempts,
-// MinBackoff, MaxBackoff). ctx bounds the projection's life, as Close does.
+// A failing batch is tried MaxAttempts times with a doubling backoff (MinBackoff to
+// MaxBackoff); then its events are applied one at a time, and the first that fails alone is
+// parked (see ListParked) in the transaction that moves the checkpoint past it, and the rest
+// flow. The later events of its partition key wait behind it (ParkWaitKey) or flow (ParkSkip).
+// RetryParked and DiscardParked act on parked events; the projection holding the lease runs the
+// retries, in order, in its process. ctx bounds the projection's life, as Close does.
 //
 // Errors: ErrInvalidArgument (bad options, nil handler), ErrSubscriptionExists (the subscription
 // already runs in this process), ErrClosed, or the database's error creating the subscription.
@@ -154,9 +194,16 @@ func (s *Store) Project(ctx context.Context, stream, name string, opts *Projecti
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	p := &Projection{
-		s: s, stream: stream, name: name, opts: po, handler: handler, h: h, sub: h.sub,
-		ctx: pctx, cancel: cancel, done: make(chan struct{}),
+		s: s, stream: stream, name: name, opts: po, keyOf: po.PartitionBy, handler: handler, h: h, sub: h.sub,
+		ctx: pctx, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
+		blocked: map[string]bool{},
 	}
+	if p.keyOf == nil {
+		p.keyOf = func(ev RecordedEvent) string { return ev.StreamID }
+	}
+	h.sub.mu.Lock()
+	h.sub.onParked = p.wakeParked
+	h.sub.mu.Unlock()
 	go p.run()
 	return p, nil
 }
@@ -181,9 +228,18 @@ func (p *Projection) Close() error {
 	return nil
 }
 
+func (p *Projection) wakeParked() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
 func (p *Projection) run() {
 	defer close(p.done)
 	defer func() { _ = p.h.Close() }() // the last checkpoint and the lease's release
+	tick := time.NewTicker(p.opts.ParkedCheckInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-p.ctx.Done():
@@ -193,39 +249,166 @@ func (p *Projection) run() {
 				return
 			}
 			p.handle(b)
+		case <-p.kick:
+			p.retryParked()
+		case <-tick.C:
+			p.retryParked()
 		}
 	}
 }
 
-// handle applies one delivered batch, retrying it while it fails.
+// sync loads the blocked keys when the lease changed since they were loaded. It reports false
+// when they cannot be known now.
+func (p *Projection) sync(epoch int64) bool {
+	if epoch == p.epoch {
+		return true
+	}
+	if !p.loadBlocked() {
+		return false
+	}
+	p.epoch = epoch
+	// Retries asked for while no process held the lease, or cut short by a lease loss.
+	p.wakeParked()
+	return true
+}
+
+// loadBlocked reads the partition keys with parked events (ParkWaitKey).
+func (p *Projection) loadBlocked() bool {
+	keys, err := p.s.q.BlockedKeys(p.ctx, p.s.tmpl.Wrap(p.s.db), p.sub.start.id)
+	if err != nil {
+		if p.ctx.Err() == nil {
+			p.s.logger.Warn("projection cannot read its parked keys; retrying", "stream", p.stream, "subscription", p.name, "error", err)
+		}
+		return false
+	}
+	clear(p.blocked)
+	if p.opts.ParkPolicy == ParkWaitKey {
+		for _, k := range keys {
+			p.blocked[k] = true
+		}
+	}
+	return true
+}
+
+// handle applies one delivered batch.
 func (p *Projection) handle(batch []RecordedEvent) {
 	epoch, pk, ok := p.sub.claimBatch(p.h, batch)
 	if !ok {
 		return // delivered under a lease since lost: delivered again from the checkpoint
 	}
-	backoff := p.opts.MinBackoff
-	for attempt := 1; ; attempt++ {
-		err := p.apply(batch, epoch, pk)
-		switch {
-		case err == nil:
-			p.sub.committed(p.h, epoch, batch[len(batch)-1].EventNumber)
-			return
-		case p.ctx.Err() != nil:
-			return
-		case errors.Is(err, errLeaseLost), errors.Is(err, ErrSubscriptionNotFound):
-			p.sub.lost() // the runner stops delivering and takes the lease again
-			return
-		}
-		p.s.logger.Warn("projection handler failed; retrying", "stream", p.stream, "subscription", p.name,
-			"first", batch[0].EventNumber, "last", batch[len(batch)-1].EventNumber, "attempt", attempt, "error", err)
-		if !p.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, p.opts.MaxBackoff)
-		if !p.sub.holds(epoch) {
+	for !p.sync(epoch) {
+		if !p.sleep(p.opts.MinBackoff) || !p.sub.holds(epoch) {
 			return
 		}
 	}
+	p.flow(batch, epoch, pk)
+}
+
+// flow applies batch, trying it MaxAttempts times, then one event at a time, parking the first
+// that fails alone. It reports false when it stopped short (lease lost, projection stopped): the
+// events not committed are delivered again from the checkpoint.
+func (p *Projection) flow(batch []RecordedEvent, epoch, pk int64) bool {
+	backoff := p.opts.MinBackoff
+	for attempt := 1; ; attempt++ {
+		err := p.apply(batch, epoch, pk)
+		if err == nil {
+			p.sub.committed(p.h, epoch, batch[len(batch)-1].EventNumber)
+			return true
+		}
+		if p.stopped(err) {
+			return false
+		}
+		p.s.logger.Warn("projection handler failed", "stream", p.stream, "subscription", p.name,
+			"first", batch[0].EventNumber, "last", batch[len(batch)-1].EventNumber, "attempt", attempt, "error", err)
+		if attempt >= p.opts.MaxAttempts {
+			if len(batch) == 1 {
+				return p.park(batch[0], epoch, pk, err, attempt)
+			}
+			return p.isolate(batch, epoch, pk, attempt)
+		}
+		if !p.sleep(backoff) || !p.sub.holds(epoch) {
+			return false
+		}
+		backoff = min(2*backoff, p.opts.MaxBackoff)
+	}
+}
+
+// isolate applies batch one event at a time; the first that fails is parked and the rest flow.
+func (p *Projection) isolate(batch []RecordedEvent, epoch, pk int64, attempts int) bool {
+	for i, ev := range batch {
+		err := p.apply(batch[i:i+1], epoch, pk)
+		if err == nil {
+			p.sub.committed(p.h, epoch, ev.EventNumber)
+			continue
+		}
+		if p.stopped(err) {
+			return false
+		}
+		if !p.park(ev, epoch, pk, err, attempts+1) {
+			return false
+		}
+		if rest := batch[i+1:]; len(rest) > 0 {
+			return p.flow(rest, epoch, pk)
+		}
+		return true
+	}
+	return true
+}
+
+// maxParkedError bounds the error text kept with a parked event, in bytes.
+const maxParkedError = 4000
+
+// park parks ev, with its handler's error, in the transaction that moves the checkpoint past it.
+func (p *Projection) park(ev RecordedEvent, epoch, pk int64, cause error, attempts int) bool {
+	key := p.keyOf(ev)
+	msg := cause.Error()
+	if len(msg) > maxParkedError {
+		msg = msg[:maxParkedError]
+	}
+	backoff := p.opts.MinBackoff
+	for {
+		err := p.inTx(epoch, pk, func(tx *sql.Tx, checkpoint int64) (int64, error) {
+			if ev.EventNumber <= checkpoint {
+				return checkpoint, nil
+			}
+			return ev.EventNumber, p.s.q.ParkEvent(p.ctx, p.s.tmpl.Wrap(tx), db.ParkEventParams{
+				SubscriptionID: p.sub.start.id, Position: ev.EventNumber, EventID: ev.EventID, StreamName: ev.StreamID,
+				PartitionKey: key, Error: msg, Attempts: int32(min(attempts, 1<<30)), Status: string(ParkedFailed),
+			})
+		})
+		if err == nil {
+			break
+		}
+		if p.stopped(err) {
+			return false
+		}
+		p.s.logger.Warn("projection cannot park an event; retrying", "stream", p.stream, "subscription", p.name,
+			"event", ev.EventNumber, "error", err)
+		if !p.sleep(backoff) || !p.sub.holds(epoch) {
+			return false
+		}
+		backoff = min(2*backoff, p.opts.MaxBackoff)
+	}
+	p.s.logger.Error("projection parked an event", "stream", p.stream, "subscription", p.name,
+		"event", ev.EventNumber, "event_id", ev.EventID, "key", key, "attempts", attempts, "error", msg)
+	if p.opts.ParkPolicy == ParkWaitKey {
+		p.blocked[key] = true
+	}
+	p.sub.committed(p.h, epoch, ev.EventNumber)
+	return true
+}
+
+// stopped says whether err ends the handling of the current lease: the projection stopped, or
+// the lease is lost (then the runner is told at once).
+func (p *Projection) stopped(err error) bool {
+	switch {
+	case p.ctx.Err() != nil:
+		return true
+	case errors.Is(err, errLeaseLost), errors.Is(err, ErrSubscriptionNotFound):
+		p.sub.lost() // the runner stops delivering and takes the lease again
+		return true
+	}
+	return false
 }
 
 // sleep waits d, or until the projection stops (false).
@@ -242,22 +425,42 @@ func (p *Projection) sleep(d time.Duration) bool {
 
 // apply runs the handler for batch in a transaction that also moves the checkpoint, fenced by
 // epoch. Events at or below the stored checkpoint (a commit that went through although its
-// outcome was unknown) are not applied again.
+// outcome was unknown) are not applied again; events of blocked keys are parked as waiting.
 func (p *Projection) apply(batch []RecordedEvent, epoch, pk int64) error {
 	return p.inTx(epoch, pk, func(tx *sql.Tx, checkpoint int64) (int64, error) {
 		i := slices.IndexFunc(batch, func(ev RecordedEvent) bool { return ev.EventNumber > checkpoint })
 		if i < 0 {
 			return checkpoint, nil
 		}
-		if err := p.handler(p.ctx, tx, batch[i:]); err != nil {
-			return 0, err
+		todo := batch[i:]
+		if len(p.blocked) > 0 {
+			todo = make([]RecordedEvent, 0, len(batch)-i)
+			for _, ev := range batch[i:] {
+				key := p.keyOf(ev)
+				if !p.blocked[key] {
+					todo = append(todo, ev)
+					continue
+				}
+				if err := p.s.q.ParkEvent(p.ctx, p.s.tmpl.Wrap(tx), db.ParkEventParams{
+					SubscriptionID: p.sub.start.id, Position: ev.EventNumber, EventID: ev.EventID, StreamName: ev.StreamID,
+					PartitionKey: key, Error: "waiting behind a parked event of its key", Status: string(ParkedWaiting),
+				}); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if len(todo) > 0 {
+			if err := p.handler(p.ctx, tx, todo); err != nil {
+				return 0, err
+			}
 		}
 		return batch[len(batch)-1].EventNumber, nil
 	})
 }
 
 // inTx runs f in a transaction and writes the checkpoint f returns in it, fenced by epoch and
-// forward-only. f gets the stored checkpoint (-1 when the stream was re-created since).
+// forward-only (no write when f returns the checkpoint it got). f gets the stored checkpoint
+// (-1 when the stream was re-created since).
 func (p *Projection) inTx(epoch, pk int64, f func(tx *sql.Tx, checkpoint int64) (int64, error)) error {
 	s := p.s
 	tx, err := s.db.BeginTx(p.ctx, p.opts.TxOptions)
@@ -309,6 +512,13 @@ func (sub *subscription) claimBatch(h *Subscriber, batch []RecordedEvent) (epoch
 		}
 	}
 	return sub.epoch, sub.streamPK, true
+}
+
+// lease returns the current lease's epoch and stream incarnation, if this process delivers.
+func (sub *subscription) lease() (epoch, pk int64, ok bool) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.epoch, sub.streamPK, sub.leaseValid()
 }
 
 // holds says whether this process still holds the lease of epoch.

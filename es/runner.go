@@ -49,6 +49,7 @@ type subscription struct {
 	streamPK    int64     // the stream's incarnation the checkpoint counts in (0: unknown)
 	pkChanged   bool      // the stream was re-created: the checkpoint must be written
 	gen         int64     // the poller's deletes generation the queue was read under
+	onParked    func()    // a projection's: RetryParked or DiscardParked was called in this process
 }
 
 func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start subscriptionStart) *subscription {
