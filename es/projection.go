@@ -292,7 +292,7 @@ func (p *Projection) loadBlocked() bool {
 
 // handle applies one delivered batch.
 func (p *Projection) handle(batch []RecordedEvent) {
-	epoch, pk, ok := p.sub.claimBatch(p.h, batch)
+	batch, epoch, pk, ok := p.sub.claimBatch(p.h, batch)
 	if !ok {
 		return // delivered under a lease since lost: delivered again from the checkpoint
 	}
@@ -497,21 +497,30 @@ func (p *Projection) inTx(epoch, pk int64, f func(tx *sql.Tx, checkpoint int64) 
 	return tx.Commit()
 }
 
-// claimBatch says whether batch, received by h, is still in flight under the current lease (a
-// batch handed over before a lease loss is not), and returns that lease's epoch and the stream
-// incarnation.
-func (sub *subscription) claimBatch(h *Subscriber, batch []RecordedEvent) (epoch, pk int64, ok bool) {
+// claimBatch returns the part of batch, received by h, still in flight under the current lease
+// (a batch handed over before a lease loss may repeat events handled since, or be gone
+// altogether), with that lease's epoch and the stream incarnation.
+func (sub *subscription) claimBatch(h *Subscriber, batch []RecordedEvent) (claimed []RecordedEvent, epoch, pk int64, ok bool) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if !sub.leaseValid() || len(batch) == 0 || len(h.inflight) < len(batch) {
-		return 0, 0, false
+	if !sub.leaseValid() || len(h.inflight) == 0 {
+		return nil, 0, 0, false
+	}
+	first := h.inflight[0].EventNumber
+	i := slices.IndexFunc(batch, func(ev RecordedEvent) bool { return ev.EventNumber >= first })
+	if i < 0 {
+		return nil, 0, 0, false
+	}
+	batch = batch[i:]
+	if len(h.inflight) < len(batch) {
+		return nil, 0, 0, false
 	}
 	for i, ev := range batch {
 		if h.inflight[i].EventNumber != ev.EventNumber {
-			return 0, 0, false
+			return nil, 0, 0, false
 		}
 	}
-	return sub.epoch, sub.streamPK, true
+	return batch, sub.epoch, sub.streamPK, true
 }
 
 // lease returns the current lease's epoch and stream incarnation, if this process delivers.
