@@ -48,6 +48,19 @@ type Link struct {
 	EventID     uuid.UUID
 }
 
+type ParkedEvent struct {
+	ID             int64
+	SubscriptionID int64
+	Position       int64
+	EventID        uuid.UUID
+	StreamName     string
+	PartitionKey   string
+	Error          string
+	Attempts       int32
+	ParkedAt       time.Time
+	Status         string
+}
+
 type Pending struct {
 	ID           int64
 	StreamPk     int64

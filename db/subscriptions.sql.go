@@ -186,25 +186,55 @@ func (q *Queries) PollStreams(ctx context.Context, db DBTX, names []string) ([]P
 	return items, nil
 }
 
+const projectionCheckpoint = `-- name: ProjectionCheckpoint :one
+SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
+WHERE id = $1::bigint AND epoch = $2::bigint
+`
+
+type ProjectionCheckpointParams struct {
+	ID    int64
+	Epoch int64
+}
+
+type ProjectionCheckpointRow struct {
+	LastSeen int64
+	StreamPk sql.NullInt64
+}
+
+// A projection's checkpoint read in its handler's transaction before the handler runs: no row
+// when the lease's epoch moved on (or the subscription is gone). Events at or below last_seen
+// were already applied (a commit whose outcome was unknown and that did go through).
+func (q *Queries) ProjectionCheckpoint(ctx context.Context, db DBTX, arg ProjectionCheckpointParams) (ProjectionCheckpointRow, error) {
+	row := db.QueryRowContext(ctx, projectionCheckpoint, arg.ID, arg.Epoch)
+	var i ProjectionCheckpointRow
+	err := row.Scan(&i.LastSeen, &i.StreamPk)
+	return i, err
+}
+
 const releaseLease = `-- name: ReleaseLease :execrows
 UPDATE /* TEMPLATE: schema */subscriptions
-SET last_seen = $1::bigint, stream_pk = $2::bigint,
+SET last_seen = CASE WHEN $1::bool AND stream_pk IS NOT DISTINCT FROM $2::bigint
+                     THEN greatest(last_seen, $3::bigint) ELSE $3::bigint END,
+    stream_pk = $2::bigint,
     holder = NULL, lease_expires_at = NULL
-WHERE id = $3::bigint AND epoch = $4::bigint
+WHERE id = $4::bigint AND epoch = $5::bigint
 `
 
 type ReleaseLeaseParams struct {
-	LastSeen int64
+	Forward  bool
 	StreamPk sql.NullInt64
+	LastSeen int64
 	ID       int64
 	Epoch    int64
 }
 
-// A clean stop: the last checkpoint and the lease's release in one durable write, fenced.
+// A clean stop: the last checkpoint and the lease's release in one durable write, fenced;
+// forward-only with @forward, as WriteCheckpoint.
 func (q *Queries) ReleaseLease(ctx context.Context, db DBTX, arg ReleaseLeaseParams) (int64, error) {
 	result, err := db.ExecContext(ctx, releaseLease,
-		arg.LastSeen,
+		arg.Forward,
 		arg.StreamPk,
+		arg.LastSeen,
 		arg.ID,
 		arg.Epoch,
 	)
@@ -381,11 +411,54 @@ func (q *Queries) TakeLeases(ctx context.Context, db DBTX, arg TakeLeasesParams)
 	return items, nil
 }
 
+const writeCheckpoint = `-- name: WriteCheckpoint :execrows
+WITH sync AS (
+    SELECT set_config('synchronous_commit', CASE WHEN $6::bool THEN 'on' ELSE 'off' END, true) AS setting
+)
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = CASE WHEN $1::bool AND stream_pk IS NOT DISTINCT FROM $2::bigint
+                     THEN greatest(last_seen, $3::bigint) ELSE $3::bigint END,
+    stream_pk = $2::bigint
+WHERE id = $4::bigint AND epoch = $5::bigint AND EXISTS (SELECT 1 FROM sync)
+`
+
+type WriteCheckpointParams struct {
+	Forward  bool
+	StreamPk sql.NullInt64
+	LastSeen int64
+	ID       int64
+	Epoch    int64
+	Durable  bool
+}
+
+// The holder's checkpoint write, fenced by its epoch: no row changes once another process took
+// the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
+// wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
+// least once), and a checkpoint that survives was flushed after the $all positions it refers to.
+// With @forward (projections, whose handlers commit the checkpoint with their effects) the
+// checkpoint never moves back within one incarnation of the stream: a late write of an older
+// position cannot make effects apply twice.
+func (q *Queries) WriteCheckpoint(ctx context.Context, db DBTX, arg WriteCheckpointParams) (int64, error) {
+	result, err := db.ExecContext(ctx, writeCheckpoint,
+		arg.Forward,
+		arg.StreamPk,
+		arg.LastSeen,
+		arg.ID,
+		arg.Epoch,
+		arg.Durable,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const writeCheckpoints = `-- name: WriteCheckpoints :many
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
 c AS (
     SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS epoch,
-           unnest($3::bigint[]) AS pos, unnest($4::bigint[]) AS pk
+           unnest($3::bigint[]) AS pos, unnest($4::bigint[]) AS pk,
+           unnest($5::bool[]) AS fwd
 ), locked AS (
     SELECT l.id FROM /* TEMPLATE: schema */subscriptions l JOIN c ON c.id = l.id AND c.epoch = l.epoch
     WHERE EXISTS (SELECT 1 FROM sync)
@@ -393,7 +466,9 @@ c AS (
     FOR UPDATE OF l
 )
 UPDATE /* TEMPLATE: schema */subscriptions s
-SET last_seen = c.pos, stream_pk = nullif(c.pk, 0)
+SET last_seen = CASE WHEN c.fwd AND s.stream_pk IS NOT DISTINCT FROM nullif(c.pk, 0)
+                     THEN greatest(s.last_seen, c.pos) ELSE c.pos END,
+    stream_pk = nullif(c.pk, 0)
 FROM c, locked
 WHERE s.id = c.id AND s.id = locked.id AND s.epoch = c.epoch
 RETURNING s.id
@@ -404,19 +479,22 @@ type WriteCheckpointsParams struct {
 	Epochs    []int64
 	Positions []int64
 	StreamPks []int64
+	Forwards  []bool
 }
 
 // The running subscriptions' checkpoint writes of one process, batched into one statement, each
 // fenced by its epoch (rows locked in id order); returns the ids written (a missing id: fenced,
 // or deleted). The commit does not wait for the WAL flush: a checkpoint lost in a crash only
 // means events are delivered again (at least once), and a checkpoint that survives was flushed
-// after the $all positions it refers to.
+// after the $all positions it refers to. A forward write (projections) never moves the
+// checkpoint back within one incarnation of the stream (see WriteCheckpoint).
 func (q *Queries) WriteCheckpoints(ctx context.Context, db DBTX, arg WriteCheckpointsParams) ([]int64, error) {
 	rows, err := db.QueryContext(ctx, writeCheckpoints,
 		pq.Array(arg.Ids),
 		pq.Array(arg.Epochs),
 		pq.Array(arg.Positions),
 		pq.Array(arg.StreamPks),
+		pq.Array(arg.Forwards),
 	)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,13 @@ func (s *Store) AppendToStream(ctx context.Context, stream string, expected Expe
 	if _, err := s.appendPrepared(ctx, s.conn(o), o.tx != nil, op, stream, expected, p); err != nil {
 		return err
 	}
+	if o.result != nil {
+		r, err := s.q.AppendedRange(ctx, s.conn(o), p.EventIds)
+		if err != nil {
+			return mapDBError(op, stream, err)
+		}
+		*o.result = AppendResult{Stream: stream, FirstVersion: r.FirstVersion, LastVersion: r.LastVersion, streamPK: r.StreamPk}
+	}
 	if o.tx == nil {
 		s.seq.wake()
 	}

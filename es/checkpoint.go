@@ -75,6 +75,7 @@ type checkpointWriter struct {
 
 type checkpointWrite struct {
 	id, epoch, pos, pk int64
+	forward            bool // never back (projections): see WriteCheckpoint
 	written            bool
 	done               chan error
 }
@@ -85,8 +86,8 @@ func newCheckpointWriter(s *Store) *checkpointWriter {
 
 // write queues a fenced checkpoint write and waits for its flush. It reports whether the row was
 // written (false: fenced, or the subscription deleted).
-func (w *checkpointWriter) write(ctx context.Context, id, epoch, pos, pk int64) (bool, error) {
-	req := &checkpointWrite{id: id, epoch: epoch, pos: pos, pk: pk, done: make(chan error, 1)}
+func (w *checkpointWriter) write(ctx context.Context, id, epoch, pos, pk int64, forward bool) (bool, error) {
+	req := &checkpointWrite{id: id, epoch: epoch, pos: pos, pk: pk, forward: forward, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, req)
 	w.mu.Unlock()
@@ -121,6 +122,7 @@ func (w *checkpointWriter) run(ctx context.Context) {
 		for _, r := range batch {
 			p.Ids, p.Epochs = append(p.Ids, r.id), append(p.Epochs, r.epoch)
 			p.Positions, p.StreamPks = append(p.Positions, r.pos), append(p.StreamPks, r.pk)
+			p.Forwards = append(p.Forwards, r.forward)
 		}
 		ids, err := w.s.q.WriteCheckpoints(ctx, w.s.tmpl.Wrap(w.s.db), p)
 		for _, r := range batch {

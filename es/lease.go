@@ -241,18 +241,19 @@ func (k *leaseKeeper) take(ctx context.Context) {
 		c.gone()
 	}
 	for _, r := range unwanted {
-		_, _ = k.release(k.s.hardCtx, r.ID, r.Epoch, r.LastSeen, r.StreamPk.Int64)
+		_, _ = k.release(k.s.hardCtx, r.ID, r.Epoch, r.LastSeen, r.StreamPk.Int64, true)
 	}
 }
 
 // release hands a lease back with its last checkpoint, bounded in time and by ctx (a clean stop
 // must not hang on an unreachable database; pass the Store's hard-stop context). It reports whether the write went through: false when the
-// lease was no longer ours (fenced) or the subscription is gone.
-func (k *leaseKeeper) release(ctx context.Context, id, epoch, checkpoint, streamPK int64) (bool, error) {
+// lease was no longer ours (fenced) or the subscription is gone. With forward the checkpoint
+// never moves back (projections).
+func (k *leaseKeeper) release(ctx context.Context, id, epoch, checkpoint, streamPK int64, forward bool) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	n, err := k.s.q.ReleaseLease(ctx, k.s.tmpl.Wrap(k.s.db), db.ReleaseLeaseParams{
-		LastSeen: checkpoint, StreamPk: nullPK(streamPK), ID: id, Epoch: epoch,
+		LastSeen: checkpoint, StreamPk: nullPK(streamPK), ID: id, Epoch: epoch, Forward: forward,
 	})
 	return n == 1, err
 }

@@ -15,6 +15,7 @@ type callOptions struct {
 	categories []string
 	prefixes   []string
 	err        error
+	result     *AppendResult // WithAppendResult
 
 	// Replica reads (es/replica.go).
 	primary     bool // WithPrimary

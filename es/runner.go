@@ -48,6 +48,7 @@ type subscription struct {
 	streamPK    int64     // the stream's incarnation the checkpoint counts in (0: unknown)
 	pkChanged   bool      // the stream was re-created: the checkpoint must be written
 	gen         int64     // the poller's deletes generation the queue was read under
+	onParked    func()    // a projection's: RetryParked or DiscardParked was called in this process
 }
 
 func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start subscriptionStart) *subscription {
@@ -180,13 +181,13 @@ func (sub *subscription) acquire() (leaseGrant, bool) {
 			return g, true
 		}
 		k.drop(sub.claim)
-		_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK)
+		_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK, sub.opts.forwardOnly)
 		return leaseGrant{}, false
 	case <-sub.ctx.Done():
 		k.drop(sub.claim)
 		select {
 		case g := <-sub.claim.granted: // granted meanwhile
-			_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK)
+			_, _ = k.release(sub.store.hardCtx, sub.claim.id, g.epoch, g.checkpoint, g.streamPK, sub.opts.forwardOnly)
 		default:
 		}
 		return leaseGrant{}, false
@@ -398,7 +399,7 @@ func (sub *subscription) checkpoint(ctx context.Context, force bool) error {
 	n, epoch, pk := sub.cp.unwritten, sub.epoch, sub.streamPK
 	sub.mu.Unlock()
 	if !sub.opts.Transient {
-		written, err := sub.store.checkpoints.write(ctx, sub.start.id, epoch, pos, pk)
+		written, err := sub.store.checkpoints.write(ctx, sub.start.id, epoch, pos, pk, sub.opts.forwardOnly)
 		if err != nil {
 			return err
 		}
@@ -439,7 +440,7 @@ func (sub *subscription) release() {
 	if !active || sub.opts.Transient {
 		return
 	}
-	ok, err := sub.store.leases.release(sub.store.hardCtx, sub.start.id, epoch, pos, pk)
+	ok, err := sub.store.leases.release(sub.store.hardCtx, sub.start.id, epoch, pos, pk, sub.opts.forwardOnly)
 	switch {
 	case err != nil:
 		sub.store.logger.Warn("subscription cannot write its last checkpoint; its lease runs out on its own",

@@ -120,6 +120,10 @@ type SubscriptionOptions struct {
 	// within Config.LeaseDuration plus it. Between MinSubscriptionInterval and
 	// MaxSubscriptionInterval. Defaults to DefaultRetryInterval (1s).
 	RetryInterval time.Duration
+
+	// forwardOnly is set by Project: every checkpoint write is forward-only (greatest of the
+	// stored and the new position), since handlers commit checkpoints with their effects.
+	forwardOnly bool
 }
 
 func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {

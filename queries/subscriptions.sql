@@ -62,10 +62,30 @@ WHERE s.id = locked.id AND s.holder = @holder::text
   AND (s.id, s.epoch) IN (SELECT unnest(@ids::bigint[]), unnest(@epochs::bigint[]))
 RETURNING s.id;
 
--- name: ReleaseLease :execrows
--- A clean stop: the last checkpoint and the lease's release in one durable write, fenced.
+-- name: WriteCheckpoint :execrows
+-- The holder's checkpoint write, fenced by its epoch: no row changes once another process took
+-- the lease over, or the subscription was deleted or reset. Unless @durable, its commit does not
+-- wait for the WAL flush: a checkpoint lost in a crash only means events are delivered again (at
+-- least once), and a checkpoint that survives was flushed after the $all positions it refers to.
+-- With @forward (projections, whose handlers commit the checkpoint with their effects) the
+-- checkpoint never moves back within one incarnation of the stream: a late write of an older
+-- position cannot make effects apply twice.
+WITH sync AS (
+    SELECT set_config('synchronous_commit', CASE WHEN @durable::bool THEN 'on' ELSE 'off' END, true) AS setting
+)
 UPDATE /* TEMPLATE: schema */subscriptions
-SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint,
+SET last_seen = CASE WHEN @forward::bool AND stream_pk IS NOT DISTINCT FROM sqlc.narg(stream_pk)::bigint
+                     THEN greatest(last_seen, @last_seen::bigint) ELSE @last_seen::bigint END,
+    stream_pk = sqlc.narg(stream_pk)::bigint
+WHERE id = @id::bigint AND epoch = @epoch::bigint AND EXISTS (SELECT 1 FROM sync);
+
+-- name: ReleaseLease :execrows
+-- A clean stop: the last checkpoint and the lease's release in one durable write, fenced;
+-- forward-only with @forward, as WriteCheckpoint.
+UPDATE /* TEMPLATE: schema */subscriptions
+SET last_seen = CASE WHEN @forward::bool AND stream_pk IS NOT DISTINCT FROM sqlc.narg(stream_pk)::bigint
+                     THEN greatest(last_seen, @last_seen::bigint) ELSE @last_seen::bigint END,
+    stream_pk = sqlc.narg(stream_pk)::bigint,
     holder = NULL, lease_expires_at = NULL
 WHERE id = @id::bigint AND epoch = @epoch::bigint;
 
@@ -106,11 +126,13 @@ SELECT pg_notify(@channel::text, @payload::text);
 -- fenced by its epoch (rows locked in id order); returns the ids written (a missing id: fenced,
 -- or deleted). The commit does not wait for the WAL flush: a checkpoint lost in a crash only
 -- means events are delivered again (at least once), and a checkpoint that survives was flushed
--- after the $all positions it refers to.
+-- after the $all positions it refers to. A forward write (projections) never moves the
+-- checkpoint back within one incarnation of the stream (see WriteCheckpoint).
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
 c AS (
     SELECT unnest(@ids::bigint[]) AS id, unnest(@epochs::bigint[]) AS epoch,
-           unnest(@positions::bigint[]) AS pos, unnest(@stream_pks::bigint[]) AS pk
+           unnest(@positions::bigint[]) AS pos, unnest(@stream_pks::bigint[]) AS pk,
+           unnest(@forwards::bool[]) AS fwd
 ), locked AS (
     SELECT l.id FROM /* TEMPLATE: schema */subscriptions l JOIN c ON c.id = l.id AND c.epoch = l.epoch
     WHERE EXISTS (SELECT 1 FROM sync)
@@ -118,7 +140,15 @@ c AS (
     FOR UPDATE OF l
 )
 UPDATE /* TEMPLATE: schema */subscriptions s
-SET last_seen = c.pos, stream_pk = nullif(c.pk, 0)
+SET last_seen = CASE WHEN c.fwd AND s.stream_pk IS NOT DISTINCT FROM nullif(c.pk, 0)
+                     THEN greatest(s.last_seen, c.pos) ELSE c.pos END,
+    stream_pk = nullif(c.pk, 0)
 FROM c, locked
 WHERE s.id = c.id AND s.id = locked.id AND s.epoch = c.epoch
 RETURNING s.id;
+-- name: ProjectionCheckpoint :one
+-- A projection's checkpoint read in its handler's transaction before the handler runs: no row
+-- when the lease's epoch moved on (or the subscription is gone). Events at or below last_seen
+-- were already applied (a commit whose outcome was unknown and that did go through).
+SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
+WHERE id = @id::bigint AND epoch = @epoch::bigint;

@@ -4,69 +4,39 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-eventstore/eventstore/es"
 )
 
-// Activity is a projection fed by a persistent subscription to $all: it counts each account's
-// deposits and withdrawals into the activity table. The subscription's checkpoint makes it
-// resume where it stopped; acknowledging after the table write makes delivery at least once.
+// Activity is a projection run by the store (Store.Project) over a persistent subscription to
+// $all: it counts each account's deposits and withdrawals into the activity table. The store
+// runs the handler in a transaction that also moves the subscription's checkpoint, so each
+// event is counted exactly once, across restarts and processes.
 type Activity struct {
-	sub *es.Subscriber
-
-	mu   sync.Mutex
-	last int64 // last $all position applied
-	err  error
-	done chan struct{}
+	store *es.Store
+	p     *es.Projection
 }
 
-// StartActivity creates the activity table and subscribes the projection.
+// activityProjection names the projection's subscription.
+const activityProjection = "activity-projection"
+
+// StartActivity creates the activity table and starts the projection.
 func StartActivity(ctx context.Context, store *es.Store, db *sql.DB) (*Activity, error) {
 	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+Schema+
 		".activity (account text PRIMARY KEY, deposits int NOT NULL DEFAULT 0, withdrawals int NOT NULL DEFAULT 0)"); err != nil {
 		return nil, err
 	}
-	sub, err := store.SubscribeToAll(ctx, "activity-projection", &es.SubscriptionOptions{BufferSize: 100})
+	p, err := store.Project(ctx, es.AllStream, activityProjection, nil, apply)
 	if err != nil {
 		return nil, err
 	}
-	a := &Activity{sub: sub, done: make(chan struct{})}
-	go a.run(ctx, db)
-	return a, nil
+	return &Activity{store: store, p: p}, nil
 }
 
-func (a *Activity) run(ctx context.Context, db *sql.DB) {
-	defer close(a.done)
-	for batch := range a.sub.Events() {
-		if err := apply(ctx, db, batch); err != nil {
-			a.fail(err)
-			return
-		}
-		if err := a.sub.Ack(batch...); err != nil {
-			a.fail(err)
-			return
-		}
-		a.mu.Lock()
-		a.last = batch[len(batch)-1].EventNumber
-		a.mu.Unlock()
-	}
-}
-
-func (a *Activity) fail(err error) {
-	a.mu.Lock()
-	a.err = err
-	a.mu.Unlock()
-	_ = a.sub.Close()
-}
-
-func apply(ctx context.Context, db *sql.DB, batch []es.RecordedEvent) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+// apply is the projection's handler: it writes through the store's transaction, which commits
+// with the checkpoint.
+func apply(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
 	for _, ev := range batch {
 		var column string
 		switch ev.Data.(type) {
@@ -82,32 +52,28 @@ func apply(ctx context.Context, db *sql.DB, batch []es.RecordedEvent) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
-// WaitFor waits until the projection has applied $all up to position pos.
+// WaitFor waits until the projection has applied $all up to position pos. (After an append,
+// es.WithAppendResult and Store.WaitFor do the same for that append.)
 func (a *Activity) WaitFor(ctx context.Context, pos int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		a.mu.Lock()
-		last, err := a.last, a.err
-		a.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		if last >= pos {
+		last, err := a.store.SubscriptionCheckpoint(ctx, es.AllStream, activityProjection)
+		if err == nil && last >= pos {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("activity projection at %d, waiting for %d: %w", last, pos, ctx.Err())
-		case <-a.done:
-			return fmt.Errorf("activity projection stopped at %d: %v", last, a.sub.Err())
+		case <-a.p.Done():
+			return fmt.Errorf("activity projection stopped at %d: %v", last, a.p.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
 
-// Close unsubscribes; the checkpoint of what was acknowledged is written.
-func (a *Activity) Close() error { return a.sub.Close() }
+// Close stops the projection; its checkpoint stays with what it committed.
+func (a *Activity) Close() error { return a.p.Close() }

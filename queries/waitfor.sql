@@ -1,0 +1,21 @@
+-- name: AppendedRange :one
+-- The stream incarnation and versions of an append's events, found by their ids.
+SELECT e.stream_pk, min(e.stream_version)::bigint AS first_version, max(e.stream_version)::bigint AS last_version
+FROM /* TEMPLATE: schema */events e
+WHERE e.event_id = ANY(@event_ids::uuid[])
+GROUP BY e.stream_pk;
+
+-- name: AppendSequenced :one
+-- Whether an append's events have $all positions (its pending row is gone) and the $all head as
+-- of the same snapshot: every position of the append is at or below it.
+SELECT NOT EXISTS (
+           SELECT 1 FROM /* TEMPLATE: schema */pending p
+           WHERE p.stream_pk = @stream_pk::bigint AND p.first_version <= @last_version::bigint
+             AND p.last_version >= @first_version::bigint
+       )::bool AS sequenced,
+       (SELECT c.last_position FROM /* TEMPLATE: schema */all_counter c WHERE c.id = 1)::bigint AS head;
+
+-- name: SubscriptionProgress :one
+-- A subscription's stored checkpoint, for read-your-writes.
+SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
+WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
