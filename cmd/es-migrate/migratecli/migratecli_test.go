@@ -147,6 +147,8 @@ func fill(t *testing.T, db *sql.DB, schema string) {
 		`INSERT INTO /* TEMPLATE: schema */pending (stream_pk, first_version, last_version) VALUES (1, 1, 1)`,
 		`INSERT INTO /* TEMPLATE: schema */snapshots (source_id, source_version, source_type, data) VALUES ('s-1', 1, 'T', '\x7b7d')`,
 		`INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen) VALUES ('$all', 'sub', 1)`,
+		`INSERT INTO /* TEMPLATE: schema */parked_events (subscription_id, position, event_id, stream_name, partition_key, error, attempts, status)
+			SELECT id, 1, '00000000-0000-0000-0000-000000000001', 's-1', 's-1', 'boom', 5, 'parked' FROM /* TEMPLATE: schema */subscriptions`,
 	}
 	for _, q := range stmts {
 		if _, err := db.ExecContext(t.Context(), sqltmpl.Apply(q, schema)); err != nil {
