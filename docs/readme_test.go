@@ -47,6 +47,8 @@ func (a *Account) Withdraw(amount int) ([]es.EventData, error) { return nil, nil
 func load(ctx context.Context, store *es.Store, id string) (*Account, int64) { return &Account{}, 0 }
 
 func project(ctx context.Context, batch []es.RecordedEvent) error { return nil }
+
+func amountOf(ev es.RecordedEvent) int { return 0 }
 `
 
 // packages are the imports a snippet may use without writing them.
@@ -54,11 +56,13 @@ var packages = map[string]string{
 	"es":      "github.com/go-eventstore/eventstore/es",
 	"estest":  "github.com/go-eventstore/eventstore/estest",
 	"goose":   "github.com/go-eventstore/eventstore/goose",
+	"context": "context",
 	"errors":  "errors",
 	"fmt":     "fmt",
 	"os":      "os",
 	"sql":     "database/sql",
 	"testing": "testing",
+	"time":    "time",
 }
 
 var (

@@ -112,7 +112,7 @@ func TestProjectionLeaseStolenMidBatch(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store := leaseFaultStores(t, 20*time.Millisecond)
+	writer, store := leaseFaultStores(t, 20*time.Millisecond, true)
 	table := readModel(t, writer)
 	for i := range 10 {
 		is.NoErr(writer.AppendToStream(ctx, fmt.Sprintf("acc-%d", i), es.NoStream, events(20)))

@@ -449,15 +449,17 @@ func stealLease(t *testing.T, store *es.Store, stream string, names ...string) {
 }
 
 // leaseFaultStores returns a writer store and, on the same schema, a subscriber store standing
-// for another process, whose leases are short and renewed often, so a stolen lease is noticed
-// soon even without a checkpoint write.
-func leaseFaultStores(t *testing.T, poll time.Duration) (writer, store *es.Store) {
+// for another process. With renewals (short leases renewed often), a stolen lease is noticed soon
+// even without a checkpoint write; without (an hour's lease), only a checkpoint write notices.
+func leaseFaultStores(t *testing.T, poll time.Duration, renewals bool) (writer, store *es.Store) {
 	t.Helper()
 	writer = estest.NewStore(t, nil)
-	store = subscriberStore(t, estest.DB(t), writer.Schema(), es.Config{
-		ListenDSN: estest.DSN(t), SubscriptionPollInterval: poll,
-		LeaseDuration: time.Second, LeaseRenewInterval: 50 * time.Millisecond,
-	})
+	cfg := es.Config{ListenDSN: estest.DSN(t), SubscriptionPollInterval: poll,
+		LeaseDuration: time.Hour, LeaseRenewInterval: 20 * time.Minute}
+	if renewals {
+		cfg.LeaseDuration, cfg.LeaseRenewInterval = time.Second, 50*time.Millisecond
+	}
+	store = subscriberStore(t, estest.DB(t), writer.Schema(), cfg)
 	return writer, store
 }
 
@@ -917,7 +919,7 @@ func TestFaultLeaseTakenOver(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store := leaseFaultStores(t, time.Hour)
+	writer, store := leaseFaultStores(t, time.Hour, false)
 
 	// Two subscriptions of one stream, with one and three events in flight, whose consumers
 	// work after each acknowledgement, and are slower than the writers.
@@ -959,7 +961,7 @@ func TestFaultLeaseLostWhileBatchHeld(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store := leaseFaultStores(t, 20*time.Millisecond)
+	writer, store := leaseFaultStores(t, 20*time.Millisecond, true)
 	sub, err := store.SubscribeToStream(ctx, "s-0", "held", &es.SubscriptionOptions{RetryInterval: 20 * time.Millisecond}) // one in flight
 	is.NoErr(err)
 	subscribed(t, sub)
@@ -1006,7 +1008,7 @@ func TestFaultLeaseLostAckSpansRedelivery(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	writer, store := leaseFaultStores(t, time.Hour)
+	writer, store := leaseFaultStores(t, time.Hour, false)
 	const stream = "span" // the writers append to s-0 and s-1
 	sub, err := store.SubscribeToStream(ctx, stream, "span", &es.SubscriptionOptions{BufferSize: 2, RetryInterval: 20 * time.Millisecond})
 	is.NoErr(err)
