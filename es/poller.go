@@ -25,6 +25,34 @@ type streamHead struct {
 	deleted     bool
 }
 
+// source is what a running subscription (persistent or transient) reads and where it stands,
+// for the poller's decisions.
+type source struct {
+	stream string // the subscription's key
+	all    bool   // reads $all (filtered or not), not stream
+}
+
+// watched is the stream the poller must look at for this source: AllStream for $all readers.
+func (src source) watched() string {
+	if src.all {
+		return AllStream
+	}
+	return src.stream
+}
+
+// hasNews says whether a poll saw something for a reader at pos (of stream incarnation pk, read
+// under deletes generation gen) to read: new events, a re-created stream, or a delete.
+func (src source) hasNews(h *heads, pos, pk, gen, curGen int64) bool {
+	if gen != curGen {
+		return true
+	}
+	if src.all {
+		return h.all > pos
+	}
+	st, ok := h.streams[src.stream]
+	return ok && (st.pk != pk || st.version > pos)
+}
+
 // watcher is a running subscription (persistent or transient) that the poller wakes.
 type watcher interface {
 	watchedStream() string

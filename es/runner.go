@@ -109,22 +109,12 @@ func (sub *subscription) lost() {
 	sub.wake()
 }
 
-func (sub *subscription) watchedStream() string {
-	if sub.all {
-		return AllStream
-	}
-	return sub.stream
-}
+func (sub *subscription) watchedStream() string { return source{sub.stream, sub.all}.watched() }
 
 // observe wakes the subscription when a poll saw something for it to read.
 func (sub *subscription) observe(h *heads) {
 	sub.mu.Lock()
-	wake := sub.gen != sub.store.poller.deleteGen.Load()
-	if sub.all {
-		wake = wake || h.all > sub.d.readPos
-	} else if st, ok := h.streams[sub.stream]; ok {
-		wake = wake || st.pk != sub.streamPK || st.version > sub.d.readPos
-	}
+	wake := source{sub.stream, sub.all}.hasNews(h, sub.d.readPos, sub.streamPK, sub.gen, sub.store.poller.deleteGen.Load())
 	sub.mu.Unlock()
 	if wake {
 		sub.wake()

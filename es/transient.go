@@ -146,21 +146,11 @@ func (t *TransientSubscription) wake() {
 	}
 }
 
-func (t *TransientSubscription) watchedStream() string {
-	if t.all {
-		return AllStream
-	}
-	return t.stream
-}
+func (t *TransientSubscription) watchedStream() string { return source{t.stream, t.all}.watched() }
 
 func (t *TransientSubscription) observe(h *heads) {
 	t.mu.Lock()
-	wake := t.gen != t.store.poller.deleteGen.Load()
-	if t.all {
-		wake = wake || h.all > t.pos
-	} else if st, ok := h.streams[t.stream]; ok {
-		wake = wake || st.pk != t.pk || st.version > t.pos
-	}
+	wake := source{t.stream, t.all}.hasNews(h, t.pos, t.pk, t.gen, t.store.poller.deleteGen.Load())
 	t.mu.Unlock()
 	if wake {
 		t.wake()
