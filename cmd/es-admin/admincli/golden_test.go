@@ -182,10 +182,11 @@ func TestGoldenTail(t *testing.T) {
 }
 
 // seedParked adds to seed a withdrawal from account-1 ($all position 5) and runs the projection
-// balances, which fails on account-1's deposit ($all position 2): it parks the deposit, and the
-// withdrawal waits behind it (same stream, the default partition key). It returns the projection,
-// still running.
-func seedParked(t *testing.T, store *es.Store) *es.Projection {
+// balances, whose handler fails on the poisoned events: with account-1's deposit ($all position
+// 2) poisoned, it parks the deposit, and the withdrawal waits behind it (same stream, the
+// default partition key). It waits for want parked events and returns the projection, still
+// running.
+func seedParked(t *testing.T, store *es.Store, poison *poisonSet, want int) *es.Projection {
 	is := is.New(t)
 	ctx := context.Background()
 	is.NoErr(store.AppendToStream(ctx, "account-1", 2, []es.EventData{
@@ -193,7 +194,7 @@ func seedParked(t *testing.T, store *es.Store) *es.Projection {
 	}))
 	_, err := store.ReadAllForward(ctx, 0, 1) // settles $all
 	is.NoErr(err)
-	return project(t, store, "balances", newPoison(testID(2)), 2)
+	return project(t, store, "balances", poison, want)
 }
 
 // TestGoldenParked lists a projection's parked events, retries and discards them by id and with
@@ -204,7 +205,7 @@ func TestGoldenParked(t *testing.T) {
 	store := estest.NewStore(t, nil)
 	schema := schemaOf(t, store)
 	seed(t, store)
-	p := seedParked(t, store)
+	p := seedParked(t, store, newPoison(testID(2)), 2)
 	is.NoErr(p.Close()) // nothing changes the parked events but the commands below
 	ps, err := store.ListParked(t.Context(), es.AllStream, "balances")
 	is.NoErr(err)
