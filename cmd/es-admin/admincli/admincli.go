@@ -37,7 +37,8 @@ const (
 // Usage is the text printed by es-admin --help.
 const Usage = `es-admin operates an event store (github.com/go-eventstore/eventstore): look at its streams,
 events and subscriptions, follow $all live, move a subscription's checkpoint, retry or discard
-the events a projection parked, and serve a web console. It needs the application's runtime role, not the owner's; run es-migrate for the schema.
+the events a projection parked, and serve a web console. It needs the application's runtime
+role, not the owner's; run es-migrate for the schema.
 
 Usage:
   es-admin [flags] <command> [arguments] [flags]
