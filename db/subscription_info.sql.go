@@ -18,7 +18,8 @@ SELECT s.stream_name, s.subscription_name, s.last_seen, s.holder, s.lease_expire
        h.head::bigint AS head,
        CASE WHEN s.stream_name <> '$all' AND s.stream_pk IS NOT NULL AND s.stream_pk <> h.pk
             THEN 0::bigint ELSE s.last_seen END::bigint AS counted_from,
-       COALESCE(EXTRACT(EPOCH FROM now() - o.created_at), 0)::float8 AS lag_seconds
+       COALESCE(EXTRACT(EPOCH FROM now() - o.created_at), 0)::float8 AS lag_seconds,
+       (SELECT count(*) FROM /* TEMPLATE: schema */parked_events p WHERE p.subscription_id = s.id)::bigint AS parked
 FROM /* TEMPLATE: schema */subscriptions s
 CROSS JOIN LATERAL (
     SELECT CASE WHEN s.stream_name = '$all'
@@ -67,6 +68,7 @@ type ListSubscriptionsRow struct {
 	Head             int64
 	CountedFrom      int64
 	LagSeconds       float64
+	Parked           int64
 }
 
 // The operator's view of a schema's persistent subscriptions (es.ListSubscriptions): checkpoint,
@@ -74,7 +76,8 @@ type ListSubscriptionsRow struct {
 // version, 0 when missing). A stream checkpoint counted in an older incarnation (stream_pk differs
 // from the stream's id) counts from 0. lag_seconds is the age of the first event
 // after the checkpoint (0 when none), on the database clock; a linked event counts with its
-// original event's time.
+// original event's time. parked counts the subscription's rows in parked_events, whatever their
+// status (parked, waiting, retry).
 // Filters: @stream_name (” for any), @name_prefix (” for any).
 func (q *Queries) ListSubscriptions(ctx context.Context, db DBTX, arg ListSubscriptionsParams) ([]ListSubscriptionsRow, error) {
 	rows, err := db.QueryContext(ctx, listSubscriptions, arg.StreamName, arg.NamePrefix, arg.MaxCount)
@@ -97,6 +100,7 @@ func (q *Queries) ListSubscriptions(ctx context.Context, db DBTX, arg ListSubscr
 			&i.Head,
 			&i.CountedFrom,
 			&i.LagSeconds,
+			&i.Parked,
 		); err != nil {
 			return nil, err
 		}

@@ -30,7 +30,10 @@ type SubscriptionInfo struct {
 	Held           bool
 	LeaseExpiresAt *time.Time // nil when free
 	Epoch          int64      // bumped by every lease take and every operator checkpoint change
-	CreatedAt      time.Time
+	// Parked is the number of the subscription's parked events (see Store.Project and
+	// ListParked), whatever their status: failed, waiting behind one, or marked for a retry.
+	Parked    int64
+	CreatedAt time.Time
 }
 
 // ListSubscriptionsOptions filters ListSubscriptions. The zero value lists every subscription.
@@ -44,7 +47,7 @@ type ListSubscriptionsOptions struct {
 }
 
 // ListSubscriptions returns the schema's persistent subscriptions, of every process, ordered by
-// stream and name, with their checkpoints, leases and lag. It is read only, one query, and safe
+// stream and name, with their checkpoints, leases, lag and parked events. It is read only, one query, and safe
 // to call while subscriptions run.
 func (s *Store) ListSubscriptions(ctx context.Context, lo ListSubscriptionsOptions, opts ...Option) ([]SubscriptionInfo, error) {
 	const op = "list subscriptions"
@@ -87,6 +90,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, lo ListSubscriptionsOptio
 			Holder:     r.Holder.String,
 			Held:       r.Held,
 			Epoch:      r.Epoch,
+			Parked:     r.Parked,
 			CreatedAt:  r.CreatedAt,
 		}
 		if in.Lag == 0 {

@@ -28,6 +28,7 @@ const (
 	MetricSubscriptionLag     = "eventstore.subscription.lag"      // gauge: events after the checkpoint
 	MetricSubscriptionLagTime = "eventstore.subscription.lag.time" // gauge, s: age of the oldest of them
 	MetricSubscriptionHeld    = "eventstore.subscription.held"     // gauge: 1 while a lease runs, else 0
+	MetricSubscriptionParked  = "eventstore.subscription.parked"   // gauge: parked events, any status
 	MetricSubscriptionEvents  = "eventstore.subscription.events"   // counter: events handed to subscribers here
 )
 
@@ -109,6 +110,9 @@ func newTelemetry(s *Store, schema string, mp metric.MeterProvider, tp trace.Tra
 	held, err := m.Int64ObservableGauge(MetricSubscriptionHeld, metric.WithUnit("1"),
 		metric.WithDescription("1 while a process holds the subscription's lease, else 0."))
 	add(err)
+	parked, err := m.Int64ObservableGauge(MetricSubscriptionParked, metric.WithUnit("{event}"),
+		metric.WithDescription("A persistent subscription's parked events (failed, waiting or marked for a retry)."))
+	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -134,9 +138,10 @@ func newTelemetry(s *Store, schema string, mp metric.MeterProvider, tp trace.Tra
 				h = 1
 			}
 			o.ObserveInt64(held, h, attrs)
+			o.ObserveInt64(parked, in.Parked, attrs)
 		}
 		return nil
-	}, head, pending, lag, lagTime, held)
+	}, head, pending, lag, lagTime, held, parked)
 	if err != nil {
 		return nil, err
 	}

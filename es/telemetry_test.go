@@ -2,7 +2,9 @@ package es_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 	"go.opentelemetry.io/otel/attribute"
@@ -160,4 +162,64 @@ func TestTelemetryClosedStore(t *testing.T) {
 	m := collectMetrics(t, reader)
 	_, ok := gaugeFor[int64](t, m[es.MetricAllHead])
 	is.True(!ok)
+}
+
+// TestListSubscriptionsParked: ListSubscriptions counts a projection's parked events, the failed
+// one and those waiting behind it, and counts none once they are discarded and applied.
+func TestListSubscriptionsParked(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	is.NoErr(store.AppendToStream(ctx, "a", es.NoStream, events(4)))
+	is.NoErr(store.AppendToStream(ctx, "b", es.NoStream, events(2)))
+	is.NoErr(store.SetSubscriptionCheckpoint(ctx, es.AllStream, "other", 0))
+	var poison atomic.Bool
+	poison.Store(true)
+	p, err := store.Project(ctx, es.AllStream, "rm", &es.ProjectionOptions{
+		MaxAttempts: 1, MinBackoff: time.Millisecond,
+	}, poisoned(table, &poison))
+	is.NoErr(err)
+	defer func() { is.NoErr(p.Close()) }()
+	checkpointReaches(t, store, es.AllStream, "rm", 6)
+	parked := func() map[string]int64 {
+		subs, err := store.ListSubscriptions(ctx, es.ListSubscriptionsOptions{Stream: es.AllStream})
+		is.NoErr(err)
+		out := map[string]int64{}
+		for _, s := range subs {
+			out[s.Name] = s.Parked
+		}
+		return out
+	}
+	is.Equal(parked(), map[string]int64{"other": 0, "rm": 3}) // a/2 parked, a/3 and a/4 waiting
+
+	_, err = store.DiscardParked(ctx, es.AllStream, "rm")
+	is.NoErr(err)
+	parkedUntil(t, store, es.AllStream, "rm", func(ps []es.ParkedEvent) bool { return len(ps) == 0 })
+	is.Equal(parked(), map[string]int64{"other": 0, "rm": 0})
+}
+
+// TestTelemetryParked: the parked gauge reports a projection's parked events, and 0 once the
+// event is discarded.
+func TestTelemetryParked(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	store, ctx, is := setupSub(t, &es.Config{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	table := readModel(t, store)
+	is.NoErr(store.AppendToStream(ctx, "a", es.NoStream, events(3)))
+	var poison atomic.Bool
+	poison.Store(true)
+	p, err := store.Project(ctx, es.AllStream, "rm", &es.ProjectionOptions{
+		MaxAttempts: 1, MinBackoff: time.Millisecond, ParkPolicy: es.ParkSkip,
+	}, poisoned(table, &poison))
+	is.NoErr(err)
+	defer func() { is.NoErr(p.Close()) }()
+	checkpointReaches(t, store, es.AllStream, "rm", 3)
+	attrs := []attribute.KeyValue{attribute.String("eventstore.stream", es.AllStream), attribute.String("eventstore.subscription", "rm")}
+	n, ok := gaugeFor[int64](t, collectMetrics(t, reader)[es.MetricSubscriptionParked], attrs...)
+	is.True(ok)
+	is.Equal(n, int64(1))
+
+	_, err = store.DiscardParked(ctx, es.AllStream, "rm")
+	is.NoErr(err)
+	n, ok = gaugeFor[int64](t, collectMetrics(t, reader)[es.MetricSubscriptionParked], attrs...)
+	is.True(ok)
+	is.Equal(n, int64(0))
 }

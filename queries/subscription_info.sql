@@ -4,7 +4,8 @@
 -- version, 0 when missing). A stream checkpoint counted in an older incarnation (stream_pk differs
 -- from the stream's id) counts from 0. lag_seconds is the age of the first event
 -- after the checkpoint (0 when none), on the database clock; a linked event counts with its
--- original event's time.
+-- original event's time. parked counts the subscription's rows in parked_events, whatever their
+-- status (parked, waiting, retry).
 -- Filters: @stream_name ('' for any), @name_prefix ('' for any).
 SELECT s.stream_name, s.subscription_name, s.last_seen, s.holder, s.lease_expires_at, s.epoch,
        s.created_at,
@@ -12,7 +13,8 @@ SELECT s.stream_name, s.subscription_name, s.last_seen, s.holder, s.lease_expire
        h.head::bigint AS head,
        CASE WHEN s.stream_name <> '$all' AND s.stream_pk IS NOT NULL AND s.stream_pk <> h.pk
             THEN 0::bigint ELSE s.last_seen END::bigint AS counted_from,
-       COALESCE(EXTRACT(EPOCH FROM now() - o.created_at), 0)::float8 AS lag_seconds
+       COALESCE(EXTRACT(EPOCH FROM now() - o.created_at), 0)::float8 AS lag_seconds,
+       (SELECT count(*) FROM /* TEMPLATE: schema */parked_events p WHERE p.subscription_id = s.id)::bigint AS parked
 FROM /* TEMPLATE: schema */subscriptions s
 CROSS JOIN LATERAL (
     SELECT CASE WHEN s.stream_name = '$all'

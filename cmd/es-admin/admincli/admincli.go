@@ -1,7 +1,7 @@
 // Package admincli is the es-admin command, importable so that it can be embedded in another
 // command or run in-process by tests: list and search streams, read a stream or $all, tail $all
-// or a category live, list subscriptions with their lag, set or reset a checkpoint, and serve the
-// web console. See Usage for the commands and flags.
+// or a category live, list subscriptions with their lag and parked events, set or reset a
+// checkpoint, list, retry or discard parked events, and serve the web console. See Usage for the commands and flags.
 package admincli
 
 import (
@@ -36,8 +36,9 @@ const (
 
 // Usage is the text printed by es-admin --help.
 const Usage = `es-admin operates an event store (github.com/go-eventstore/eventstore): look at its streams,
-events and subscriptions, follow $all live, move a subscription's checkpoint, and serve a web
-console. It needs the application's runtime role, not the owner's; run es-migrate for the schema.
+events and subscriptions, follow $all live, move a subscription's checkpoint, retry or discard
+the events a projection parked, and serve a web console. It needs the application's runtime
+role, not the owner's; run es-migrate for the schema.
 
 Usage:
   es-admin [flags] <command> [arguments] [flags]
@@ -50,14 +51,23 @@ Commands:
   tail [CATEGORY]          Print the events appended to $all (or to one category) from now on,
                            until interrupted or --count N events were printed.
   subscriptions            List persistent subscriptions: checkpoint, head, lag in events and
-                           seconds, lease holder and expiry, epoch. --stream S keeps one stream's.
+                           seconds, lease holder and expiry, epoch, parked events. --stream S
+                           keeps one stream's.
   set-checkpoint STREAM NAME POSITION
                            Move a subscription's checkpoint: it next delivers the events after
                            POSITION. Refused while a process holds its lease.
   reset-checkpoint STREAM NAME
                            Move a subscription's checkpoint back to 0: it delivers everything
                            again. Refused while a process holds its lease.
-  parked                   Parked events: not available in this version of the store.
+  parked STREAM NAME       List the events the projection NAME of STREAM parked, in position
+                           order: id, status (parked, waiting, retry), attempts, last error.
+  retry-parked STREAM NAME (ID... | --all)
+                           Have the projection run its handler again for these parked events (or
+                           all of them): the process holding its lease runs the retries, then the
+                           events waiting behind them. An event that fails again is parked again.
+  discard-parked STREAM NAME (ID... | --all)
+                           Drop these parked events (or all of them): the handler will not see
+                           them; the events waiting behind them are handed to the projection.
   serve                    Serve the web console (see below) until interrupted.
   help                     Show this text.
 
@@ -68,7 +78,8 @@ Flags (before or after the command):
   --driver NAME       postgres (lib/pq) or pgx. Default: postgres.
   --json              Print JSON lines (one object per event, stream or subscription) instead
                       of a table: for scripts.
-  --from, --count, --backward, --category, --search, --page, --page-size, --stream: see above.
+  --from, --count, --backward, --category, --search, --page, --page-size, --stream, --all:
+                      see above.
   -h, --help          Show this text.
 
 serve flags:
@@ -76,8 +87,8 @@ serve flags:
   --token TOKEN       Require this token (default: $ES_ADMIN_TOKEN): as "Authorization: Bearer
                       TOKEN", or once as ?token=TOKEN, which sets a cookie. Required when ADDR is
                       not a loopback address: event data is often personal data.
-  --allow-actions     Allow checkpoint changes from the console (POSTs with CSRF protection).
-                      Default: read only.
+  --allow-actions     Allow checkpoint changes and parked-event retries and discards from the
+                      console (POSTs with CSRF protection). Default: read only.
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error. Long reads report their progress
 on stderr when it is a terminal.
@@ -89,6 +100,9 @@ Examples:
   es-admin tail account
   es-admin subscriptions
   es-admin reset-checkpoint '$all' projector
+  es-admin parked '$all' balances
+  es-admin retry-parked '$all' balances 17 18
+  es-admin discard-parked '$all' balances --all
   ES_ADMIN_TOKEN=s3cret es-admin serve --listen :8080 --allow-actions
 `
 
@@ -106,6 +120,7 @@ type options struct {
 	page         int
 	pageSize     int
 	stream       string
+	all          bool
 	listen       string
 	token        string
 	allowActions bool
@@ -128,7 +143,8 @@ type command struct {
 	errOut io.Writer
 }
 
-// commands maps each command to its function and its number of arguments (min, max).
+// commands maps each command to its function and its number of arguments (min, max; max -1:
+// no limit).
 var commands = map[string]struct {
 	run      func(context.Context, *command) error
 	min, max int
@@ -139,7 +155,9 @@ var commands = map[string]struct {
 	"subscriptions":    {cmdSubscriptions, 0, 0},
 	"set-checkpoint":   {cmdSetCheckpoint, 3, 3},
 	"reset-checkpoint": {cmdResetCheckpoint, 2, 2},
-	"parked":           {cmdParked, 0, 0},
+	"parked":           {cmdParked, 2, 2},
+	"retry-parked":     {cmdRetryParked, 2, -1},
+	"discard-parked":   {cmdDiscardParked, 2, -1},
 	"serve":            {cmdServe, 0, 0},
 }
 
@@ -156,7 +174,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil && !ok {
 		err = usagef("unknown command %q", cmd)
 	}
-	if err == nil && (len(rest) < spec.min || len(rest) > spec.max) {
+	if err == nil && spec.max < 0 && len(rest) < spec.min {
+		err = usagef("%s takes at least %d arguments, got %d", cmd, spec.min, len(rest))
+	}
+	if err == nil && spec.max >= 0 && (len(rest) < spec.min || len(rest) > spec.max) {
 		err = usagef("%s takes %d to %d arguments, got %d", cmd, spec.min, spec.max, len(rest))
 	}
 	if err == nil && o.driver != "postgres" && o.driver != "pgx" {
@@ -167,13 +188,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	c := &command{opts: o, args: rest, out: stdout, errOut: stderr}
-	if cmd != "parked" {
-		if err := c.open(ctx); err != nil {
-			fmt.Fprintf(stderr, "es-admin: %s\n", oneLine(err))
-			return ExitFailure
-		}
-		defer c.close()
+	if err := c.open(ctx); err != nil {
+		fmt.Fprintf(stderr, "es-admin: %s\n", oneLine(err))
+		return ExitFailure
 	}
+	defer c.close()
 	if err := spec.run(ctx, c); err != nil {
 		fmt.Fprintf(stderr, "es-admin: %s: %s\n", cmd, oneLine(err))
 		if errors.As(err, new(usageError)) {
@@ -203,6 +222,7 @@ func parseArgs(args []string) (options, string, []string, error) {
 	fs.IntVar(&o.page, "page", 1, "")
 	fs.IntVar(&o.pageSize, "page-size", 50, "")
 	fs.StringVar(&o.stream, "stream", "", "")
+	fs.BoolVar(&o.all, "all", false, "")
 	fs.StringVar(&o.listen, "listen", o.listen, "")
 	fs.StringVar(&o.token, "token", os.Getenv("ES_ADMIN_TOKEN"), "")
 	fs.BoolVar(&o.allowActions, "allow-actions", false, "")
@@ -299,11 +319,6 @@ func cmdResetCheckpoint(ctx context.Context, c *command) error {
 	fmt.Fprintf(c.out, "checkpoint of %s on %s reset to 0\n", c.args[1], c.args[0])
 	return nil
 }
-
-// errParkedUnavailable: parked events come with a later version of the store.
-var errParkedUnavailable = errors.New("parked events are not available in this version of the store")
-
-func cmdParked(context.Context, *command) error { return errParkedUnavailable }
 
 // isTerminal reports whether w is a character device (a terminal), for progress reports.
 func isTerminal(w io.Writer) bool {

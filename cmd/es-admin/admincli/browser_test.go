@@ -2,6 +2,7 @@ package admincli
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -101,14 +102,15 @@ func text(ctx context.Context, sel string, steps ...chromedp.Action[chromedp.Voi
 }
 
 // TestBrowserConsole drives the read-only console in headless Chromium: every page loads, a
-// search finds a stream, an appended event appears in the $all live view, and a lagging
-// subscription shows its lag.
+// search finds a stream, an appended event appears in the $all live view, a lagging
+// subscription shows its lag, and an event a projection parked shows, without retry or discard.
 func TestBrowserConsole(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	bctx := browser(t)
 	store := estest.NewStore(t, nil)
 	seed(t, store)
+	project(t, store, "balances", newPoison(testID(2)), 1) // parks account-1's deposit
 	console, err := NewConsole(store, ConsoleOptions{Schema: store.Schema()})
 	is.NoErr(err)
 	t.Cleanup(console.Close)
@@ -173,17 +175,48 @@ func TestBrowserConsole(t *testing.T) {
 	forms, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.forms.length`))
 	is.NoErr(err)
 	is.Equal(forms, 0)
+	parkedCount, err := text(bctx, `tr[data-subscription="balances"] td.parked`)
+	is.NoErr(err)
+	is.Equal(parkedCount, "1")
+
+	// The parked page shows the parked event, its status, attempts and error, and no buttons.
+	ps, err := store.ListParked(context.Background(), es.AllStream, "balances")
+	is.NoErr(err)
+	is.Equal(len(ps), 1)
+	row, err := text(bctx, `section[data-subscription="balances"] tr[data-parked="`+fmt.Sprint(ps[0].ID)+`"]`,
+		chromedp.Navigate(srv.URL+"/parked"),
+		shoot(t, "parked-read-only"),
+	)
+	is.NoErr(err)
+	is.True(strings.Contains(row, "account-1"))
+	is.True(strings.Contains(row, "parked"))
+	is.True(strings.Contains(row, "cannot apply MoneyDeposited account-1@2: account frozen"))
+	forms, err = chromedp.Run(bctx, chromedp.Evaluate[int](`document.forms.length`))
+	is.NoErr(err)
+	is.Equal(forms, 0)
+	// A POST is refused: the console is read only.
+	resp, err := http.PostForm(srv.URL+"/parked/discard", url.Values{"stream": {es.AllStream}, "name": {"balances"}, "all": {"1"}})
+	is.NoErr(err)
+	_ = resp.Body.Close()
+	is.Equal(resp.StatusCode, http.StatusForbidden)
+	ps, err = store.ListParked(context.Background(), es.AllStream, "balances")
+	is.NoErr(err)
+	is.Equal(len(ps), 1)
 }
 
 // TestBrowserTokenAndActions: with a token, a request without it is refused, in the browser and
 // with a plain client; with it (once as ?token=, then by cookie) pages load. With actions
-// allowed, the reset button moves the checkpoint, and a POST without the CSRF token is refused.
+// allowed, the reset button moves the checkpoint, the discard and retry buttons of the parked
+// page work, and POSTs without the CSRF token are refused.
 func TestBrowserTokenAndActions(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	bctx := browser(t)
 	store := estest.NewStore(t, nil)
 	seed(t, store)
+	// balances parks account-1's deposit (its withdrawal waits behind it) and order-1's order.
+	poison := newPoison(testID(2), testID(4))
+	seedParked(t, store, poison, 3)
 	const token = "s3cret-token"
 	console, err := NewConsole(store, ConsoleOptions{Schema: store.Schema(), Token: token, AllowActions: true})
 	is.NoErr(err)
@@ -229,6 +262,8 @@ func TestBrowserTokenAndActions(t *testing.T) {
 	cp, err = store.SubscriptionCheckpoint(context.Background(), es.AllStream, "projector")
 	is.NoErr(err)
 	is.Equal(cp, int64(0))
+
+	parkedActions(t, bctx, srv, store, token, poison)
 }
 
 // TestServeRefusesBeyondLoopbackWithoutToken: serve does not start on a public address
@@ -245,4 +280,74 @@ func TestServeRefusesBeyondLoopbackWithoutToken(t *testing.T) {
 	is.True(isLoopback("127.0.0.1:8080"))
 	is.True(isLoopback("[::1]:8080"))
 	is.True(!isLoopback(":8080"))
+}
+
+// parkedActions continues TestBrowserTokenAndActions on the parked page: forged POSTs are
+// refused, the discard button drops order-1's parked order, and once account-1's deposit no
+// longer fails, the retry button has the running projection apply it and the withdrawal waiting
+// behind it.
+func parkedActions(t *testing.T, bctx context.Context, srv *httptest.Server, store *es.Store, token string, poison *poisonSet) {
+	is := is.New(t)
+	ctx := context.Background()
+	ps, err := store.ListParked(ctx, es.AllStream, "balances")
+	is.NoErr(err)
+	is.Equal(len(ps), 3)
+	deposit, order := ps[0], ps[1]
+	is.Equal(deposit.EventID, testID(2))
+	is.Equal(order.EventID, testID(4))
+	is.Equal(ps[2].Status, es.ParkedWaiting)
+
+	// Forged POSTs: the token, but no CSRF cookie and field; a cookie without the field.
+	for _, cookie := range []string{"", "es_csrf=" + strings.Repeat("ab", 16)} {
+		for _, path := range []string{"/parked/discard", "/parked/retry"} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+path,
+				strings.NewReader(url.Values{"stream": {es.AllStream}, "name": {"balances"}, "all": {"1"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+token)
+			if cookie != "" {
+				req.Header.Set("Cookie", cookie)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			is.NoErr(err)
+			_ = resp.Body.Close()
+			is.Equal(resp.StatusCode, http.StatusForbidden)
+		}
+	}
+	after, err := store.ListParked(ctx, es.AllStream, "balances")
+	is.NoErr(err)
+	is.Equal(after, ps) // untouched
+
+	// Discard order-1's order from its row.
+	orderRow := fmt.Sprintf(`tr[data-parked="%d"]`, order.ID)
+	flash, err := text(bctx, "#flash",
+		chromedp.Navigate(srv.URL+"/parked"),
+		chromedp.WaitVisible(chromedp.CSS(orderRow)),
+		shoot(t, "parked-actions"),
+		chromedp.Click(chromedp.CSS(orderRow+" button.discard")),
+		chromedp.WaitVisible(chromedp.CSS("#flash")),
+	)
+	is.NoErr(err)
+	is.Equal(flash, "1 parked events of balances on $all discarded")
+	gone, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector('`+orderRow+`') === null`))
+	is.NoErr(err)
+	is.True(gone)
+
+	// The deposit no longer fails: Retry applies it, then the withdrawal behind it.
+	poison.cure(testID(2))
+	depositRow := fmt.Sprintf(`tr[data-parked="%d"]`, deposit.ID)
+	flash, err = text(bctx, "#flash",
+		chromedp.Navigate(srv.URL+"/parked"), // no flash yet: the one waited for is the retry's
+		chromedp.WaitVisible(chromedp.CSS(depositRow)),
+		chromedp.Click(chromedp.CSS(depositRow+" button.retry")),
+		chromedp.WaitVisible(chromedp.CSS("#flash")),
+	)
+	is.NoErr(err)
+	is.Equal(flash, "1 parked events of balances on $all marked for a retry (the projection holding the lease runs them)")
+	parkedUntil(t, store, "balances", func(ps []es.ParkedEvent) bool { return len(ps) == 0 })
+	none, err := text(bctx, "#no-parked",
+		chromedp.Navigate(srv.URL+"/parked"),
+		shoot(t, "parked-retried"),
+	)
+	is.NoErr(err)
+	is.Equal(none, "No parked events.")
 }

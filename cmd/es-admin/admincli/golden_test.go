@@ -95,11 +95,14 @@ func golden(t *testing.T, name, schema, out string) {
 	}
 }
 
+// testID is the event id n of the seeded events.
+func testID(n int) uuid.UUID { return uuid.MustParse(fmt.Sprintf("00000000-0000-4000-8000-%012d", n)) }
+
 // seed appends a small, fixed set of events and makes a subscription two events behind.
 func seed(t *testing.T, store *es.Store) {
 	is := is.New(t)
 	ctx := context.Background()
-	id := func(n int) uuid.UUID { return uuid.MustParse(fmt.Sprintf("00000000-0000-4000-8000-%012d", n)) }
+	id := testID
 	is.NoErr(store.AppendToStream(ctx, "account-1", es.NoStream, []es.EventData{
 		{EventID: id(1), EventType: "AccountOpened", Data: map[string]any{"owner": "Ada"}, Metadata: map[string]any{"by": "test"}},
 		{EventID: id(2), EventType: "MoneyDeposited", Data: map[string]any{"amount": 10}},
@@ -176,4 +179,60 @@ func TestGoldenTail(t *testing.T) {
 	is.NoErr(store.AppendToStream(ctx, "account-1", es.StreamExists, []es.EventData{{EventType: "MoneyWithdrawn", Data: map[string]any{"amount": 3}}}))
 	code := <-done
 	golden(t, "tail", schema, format(args, code, stdout.String(), stderr.String()))
+}
+
+// seedParked adds to seed a withdrawal from account-1 ($all position 5) and runs the projection
+// balances, whose handler fails on the poisoned events: with account-1's deposit ($all position
+// 2) poisoned, it parks the deposit, and the withdrawal waits behind it (same stream, the
+// default partition key). It waits for want parked events and returns the projection, still
+// running.
+func seedParked(t *testing.T, store *es.Store, poison *poisonSet, want int) *es.Projection {
+	is := is.New(t)
+	ctx := context.Background()
+	is.NoErr(store.AppendToStream(ctx, "account-1", 2, []es.EventData{
+		{EventID: testID(5), EventType: "MoneyWithdrawn", Data: map[string]any{"amount": 4}},
+	}))
+	_, err := store.ReadAllForward(ctx, 0, 1) // settles $all
+	is.NoErr(err)
+	return project(t, store, "balances", poison, want)
+}
+
+// TestGoldenParked lists a projection's parked events, retries and discards them by id and with
+// --all, and shows the parked counts in the subscriptions list.
+func TestGoldenParked(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	store := estest.NewStore(t, nil)
+	schema := schemaOf(t, store)
+	seed(t, store)
+	p := seedParked(t, store, newPoison(testID(2)), 2)
+	is.NoErr(p.Close()) // nothing changes the parked events but the commands below
+	ps, err := store.ListParked(t.Context(), es.AllStream, "balances")
+	is.NoErr(err)
+	is.Equal(len(ps), 2)
+	failed, waiting := fmt.Sprint(ps[0].ID), fmt.Sprint(ps[1].ID)
+	ctx := t.Context()
+	var out strings.Builder
+	for _, args := range [][]string{
+		{"subscriptions", "--stream", "$all"},
+		{"subscriptions", "--json", "--stream", "$all"},
+		{"parked", "$all", "balances"},
+		{"parked", "$all", "balances", "--json"},
+		{"retry-parked", "$all", "balances"},
+		{"retry-parked", "$all", "balances", failed, "--all"},
+		{"retry-parked", "$all", "balances", "x"},
+		{"retry-parked", "$all", "balances", failed, waiting}, // the waiting one is not retried alone
+		{"parked", "$all", "balances"},
+		{"discard-parked", "$all", "balances", failed},
+		{"parked", "$all", "balances"}, // the withdrawal is handed to the projection
+		{"discard-parked", "$all", "balances", "--all"},
+		{"parked", "$all", "balances"},
+		{"subscriptions", "--stream", "$all"},
+		{"parked", "$all", "missing"},
+		{"discard-parked", "$all", "missing", "--all"},
+		{"parked", "$all"},
+	} {
+		out.WriteString(transcript(ctx, t, schema, args...))
+	}
+	golden(t, "parked", schema, out.String())
 }

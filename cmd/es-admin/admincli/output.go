@@ -278,7 +278,7 @@ type SubscriptionJSON struct {
 	Held           bool       `json:"held"`
 	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
 	Epoch          int64      `json:"epoch"`
-	Parked         *int64     `json:"parked"` // null: parked events are not available yet
+	Parked         int64      `json:"parked"` // parked events, any status (es-admin parked lists them)
 }
 
 func cmdSubscriptions(ctx context.Context, c *command) error {
@@ -290,7 +290,7 @@ func cmdSubscriptions(ctx context.Context, c *command) error {
 		enc := json.NewEncoder(c.out)
 		for _, s := range subs {
 			j := SubscriptionJSON{Stream: s.Stream, Name: s.Name, Checkpoint: s.Checkpoint, Head: s.Head, Lag: s.Lag,
-				LagSeconds: s.LagSeconds, Holder: s.Holder, Held: s.Held, LeaseExpiresAt: s.LeaseExpiresAt, Epoch: s.Epoch}
+				LagSeconds: s.LagSeconds, Holder: s.Holder, Held: s.Held, LeaseExpiresAt: s.LeaseExpiresAt, Epoch: s.Epoch, Parked: s.Parked}
 			if err := enc.Encode(j); err != nil {
 				return err
 			}
@@ -299,8 +299,8 @@ func cmdSubscriptions(ctx context.Context, c *command) error {
 	}
 	tw := newTable(c.out, "STREAM\tSUBSCRIPTION\tCHECKPOINT\tHEAD\tLAG\tLAG TIME\tHOLDER\tLEASE\tEPOCH\tPARKED")
 	for _, s := range subs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\n", s.Stream, s.Name, s.Checkpoint, s.Head, s.Lag,
-			lagTime(s), orDash(s.Holder), leaseState(s), s.Epoch, "n/a")
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\n", s.Stream, s.Name, s.Checkpoint, s.Head, s.Lag,
+			lagTime(s), orDash(s.Holder), leaseState(s), s.Epoch, s.Parked)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

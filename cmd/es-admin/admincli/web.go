@@ -34,7 +34,8 @@ type ConsoleOptions struct {
 	// Token, when set, is required on every request: "Authorization: Bearer <token>", or once as
 	// ?token=<token>, which sets an HttpOnly cookie. Defaults to "" (no token: loopback only).
 	Token string
-	// AllowActions allows checkpoint changes (POSTs with CSRF protection). Defaults to false.
+	// AllowActions allows checkpoint changes and parked-event retries and discards (POSTs with
+	// CSRF protection). Defaults to false: read only.
 	AllowActions bool
 	// SampleEvery is how often the console samples subscription lag for its charts.
 	// Defaults to 5s.
@@ -150,6 +151,8 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /parked", c.parked)
 	mux.HandleFunc("POST /subscriptions/checkpoint", c.action)
 	mux.HandleFunc("POST /subscriptions/reset", c.action)
+	mux.HandleFunc("POST /parked/retry", c.parkedAction)
+	mux.HandleFunc("POST /parked/discard", c.parkedAction)
 	mux.Handle("GET /static/", c.static)
 	return c.secure(mux)
 }
@@ -262,16 +265,18 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lagging := 0
+	var parked int64
 	for _, s := range subs {
 		if s.Lag > 0 {
 			lagging++
 		}
+		parked += s.Parked
 	}
 	c.render(w, "home", struct {
 		page
-		Head                            int64
+		Head, Parked                    int64
 		Streams, Subscriptions, Lagging int
-	}{c.newPage("Overview", r), info.StreamVersion, p.TotalEntries, len(subs), lagging})
+	}{c.newPage("Overview", r), info.StreamVersion, parked, p.TotalEntries, len(subs), lagging})
 }
 
 func intParam(r *http.Request, name string, def int64) int64 {
@@ -430,27 +435,136 @@ func sparkline(v []int64) template.HTML {
 		w, h, w, h, top, strings.TrimSpace(pts.String())))
 }
 
-func (c *Console) parked(w http.ResponseWriter, r *http.Request) {
-	c.render(w, "parked", c.newPage("Parked events", r))
+// maxParkedShown is the most parked events the parked page lists per subscription.
+const maxParkedShown = 200
+
+// parkedGroup is a subscription's parked events as the parked page shows them.
+type parkedGroup struct {
+	Stream, Name string
+	Total        int64
+	Events       []parkedRow
+	More         int // parked events not shown
 }
 
-// action runs a checkpoint change posted from the subscriptions page.
-func (c *Console) action(w http.ResponseWriter, r *http.Request) {
+type parkedRow struct {
+	ID, Position       int64
+	Stream, Key, Error string
+	Status             string
+	Attempts           int
+	ParkedAt           time.Time
+}
+
+// parked lists the parked events of every subscription that has some, or of one (?stream=, and
+// ?name=), with retry and discard buttons when actions are allowed.
+func (c *Console) parked(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	stream, name := r.URL.Query().Get("stream"), r.URL.Query().Get("name")
+	subs, err := c.store.ListSubscriptions(ctx, es.ListSubscriptionsOptions{Stream: stream})
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	var groups []parkedGroup
+	for _, s := range subs {
+		if s.Parked == 0 || (name != "" && s.Name != name) {
+			continue
+		}
+		ps, err := c.store.ListParked(ctx, s.Stream, s.Name)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if len(ps) == 0 { // retried or discarded since
+			continue
+		}
+		g := parkedGroup{Stream: s.Stream, Name: s.Name, Total: int64(len(ps))}
+		if len(ps) > maxParkedShown {
+			g.More, ps = len(ps)-maxParkedShown, ps[:maxParkedShown]
+		}
+		for _, p := range ps {
+			g.Events = append(g.Events, parkedRow{ID: p.ID, Position: p.Position, Stream: p.Stream, Key: p.PartitionKey,
+				Error: p.Error, Status: string(p.Status), Attempts: p.Attempts, ParkedAt: p.ParkedAt})
+		}
+		groups = append(groups, g)
+	}
+	p := c.newPage("Parked events", r)
+	if c.opts.AllowActions {
+		p.CSRF = c.csrfToken(w, r)
+	}
+	filter := ""
+	if stream != "" || name != "" {
+		filter = strings.TrimSpace(name + " on " + stream)
+	}
+	c.render(w, "parked", struct {
+		page
+		Groups []parkedGroup
+		Filter string
+		Max    int
+	}{p, groups, filter, maxParkedShown})
+}
+
+// postAllowed checks a POST action: actions allowed, and the CSRF field matching its cookie from
+// this origin. It answers the request itself when not.
+func (c *Console) postAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if !c.opts.AllowActions {
 		http.Error(w, "403 forbidden: the console is read only (start it with --allow-actions)", http.StatusForbidden)
-		return
+		return false
 	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return false
 	}
 	ck, err := r.Cookie("es_csrf")
 	if err != nil || len(ck.Value) != 32 || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get("csrf"))) != 1 || !sameOrigin(r) {
 		http.Error(w, "403 forbidden: CSRF check failed (reload the page and try again)", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+// parkedAction runs a retry or a discard posted from the parked page: the parked events listed
+// as id fields, or all of the subscription's with all=1 (one or the other, never neither).
+func (c *Console) parkedAction(w http.ResponseWriter, r *http.Request) {
+	if !c.postAllowed(w, r) {
 		return
 	}
 	stream, name := r.PostForm.Get("stream"), r.PostForm.Get("name")
-	var pos int64
+	var ids []int64
+	for _, v := range r.PostForm["id"] {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			http.Error(w, "400 bad request: a parked event id is a number, 1 or more", http.StatusBadRequest)
+			return
+		}
+		ids = append(ids, id)
+	}
+	if all := r.PostForm.Get("all") == "1"; all == (len(ids) > 0) {
+		http.Error(w, "400 bad request: give parked event ids or all=1, one of the two", http.StatusBadRequest)
+		return
+	}
+	act, done := c.store.RetryParked, "marked for a retry (the projection holding the lease runs them)"
+	if strings.HasSuffix(r.URL.Path, "/discard") {
+		act, done = c.store.DiscardParked, "discarded"
+	}
+	flash := ""
+	if n, err := act(r.Context(), stream, name, ids...); err != nil {
+		flash = "refused: " + err.Error()
+	} else {
+		flash = fmt.Sprintf("%d parked events of %s on %s %s", n, name, stream, done)
+	}
+	http.Redirect(w, r, "/parked?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+}
+
+// action runs a checkpoint change posted from the subscriptions page.
+func (c *Console) action(w http.ResponseWriter, r *http.Request) {
+	if !c.postAllowed(w, r) {
+		return
+	}
+	stream, name := r.PostForm.Get("stream"), r.PostForm.Get("name")
+	var (
+		pos int64
+		err error
+	)
 	if strings.HasSuffix(r.URL.Path, "/checkpoint") {
 		if pos, err = strconv.ParseInt(r.PostForm.Get("position"), 10, 64); err != nil || pos < 0 {
 			http.Error(w, "400 bad request: position must be a number, 0 or more", http.StatusBadRequest)
@@ -517,7 +631,7 @@ func cmdServe(ctx context.Context, c *command) error {
 	srv := &http.Server{Handler: console.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	mode := "read only"
 	if c.opts.allowActions {
-		mode = "checkpoint actions allowed"
+		mode = "checkpoint and parked-event actions allowed"
 	}
 	fmt.Fprintf(c.errOut, "es-admin: serving the console of schema %s on http://%s (%s)\n", c.opts.schema, ln.Addr(), mode)
 	go func() {
