@@ -35,7 +35,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
 	_ "github.com/lib/pq"              // registers driver "postgres"
 
-	"github.com/go-eventstore/eventstore/estest"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 )
 
 // Workload names, in the order they run and are reported.
@@ -68,7 +68,7 @@ var DefaultWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWork
 // on a throwaway durable PostgreSQL.
 type Config struct {
 	// DatabaseURL is the database to benchmark in. Defaults to "": Run starts a throwaway server
-	// (estest.StartPostgres with Durable: fsync and synchronous_commit on, as shipped) and stops
+	// (pgtest.StartPostgres with Durable: fsync and synchronous_commit on, as shipped) and stops
 	// it at the end.
 	DatabaseURL string
 	// Drivers are the database/sql drivers to run every workload under, "postgres" (lib/pq) and
@@ -307,8 +307,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	dsn := c.DatabaseURL
 	server := "given (Config.DatabaseURL)"
 	if dsn == "" {
-		r.progress("starting a throwaway durable PostgreSQL (estest.StartPostgres, Durable: true)")
-		pg, err := estest.StartPostgres(ctx, &estest.PostgresConfig{Durable: true})
+		r.progress("starting a throwaway durable PostgreSQL (pgtest.StartPostgres, Durable: true)")
+		pg, err := pgtest.StartPostgres(ctx, &pgtest.PostgresConfig{Durable: true})
 		if err != nil {
 			return rep, fmt.Errorf("bench: start postgres: %w", err)
 		}
@@ -319,7 +319,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}()
 		dsn = pg.DSN("postgres")
-		server = fmt.Sprintf("throwaway (estest.StartPostgres, Durable: true), TCP 127.0.0.1:%d", pg.Port())
+		server = fmt.Sprintf("throwaway (pgtest.StartPostgres, Durable: true), TCP 127.0.0.1:%d", pg.Port())
 	}
 	r.dsn = dsn
 

@@ -23,11 +23,12 @@ import (
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/estest"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 )
 
 // replicaCluster is a primary and a streaming standby of its own, started for one test.
 type replicaCluster struct {
-	primary, standby *estest.Postgres
+	primary, standby *pgtest.Postgres
 	multi            string  // both servers, target_session_attrs=read-write: the primary, wherever it is
 	primaryDB        *sql.DB // on multi
 	replicaDB        *sql.DB // on the standby
@@ -41,13 +42,13 @@ func startReplicaCluster(t *testing.T, synchronous bool) *replicaCluster {
 	// synchronous_commit on: the walsender sends only flushed WAL, which with it off waits for
 	// the WAL writer (up to 200ms), a lag no production primary has. Without a synchronous
 	// standby the primary still does not wait for the standby.
-	cfg := &estest.PostgresConfig{Settings: map[string]string{"synchronous_commit": "on"}}
-	primary, err := estest.StartPostgres(ctx, cfg)
+	cfg := &pgtest.PostgresConfig{Settings: map[string]string{"synchronous_commit": "on"}}
+	primary, err := pgtest.StartPostgres(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = primary.Stop() })
-	standby, err := primary.StartStandby(ctx, &estest.StandbyConfig{Synchronous: synchronous})
+	standby, err := primary.StartStandby(ctx, &pgtest.StandbyConfig{Synchronous: synchronous})
 	if err != nil {
 		t.Fatal(err)
 	}

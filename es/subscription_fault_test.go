@@ -27,6 +27,7 @@ import (
 	"github.com/go-eventstore/eventstore/es"
 	"github.com/go-eventstore/eventstore/estest"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 )
 
 // Fault tests for persistent subscriptions: the LISTEN connection killed, the server restarted,
@@ -527,7 +528,7 @@ func TestFaultServerRestart(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	ctx := t.Context()
-	pg, err := estest.StartPostgres(ctx, nil)
+	pg, err := pgtest.StartPostgres(ctx, nil)
 	is.NoErr(err)
 	t.Cleanup(func() { _ = pg.Stop() })
 	db, err := sql.Open(estest.Driver(), pg.DSN(""))

@@ -1,7 +1,7 @@
 // Package estest gives tests a real PostgreSQL and a fresh, migrated event store per test.
 //
 // When ES_TEST_DATABASE_URL is unset, a throwaway cluster is started from the installed
-// PostgreSQL binaries (see StartPostgres) the first time a test needs it, shared by the package's
+// PostgreSQL binaries the first time a test needs it, shared by the package's
 // tests, and removed when Main returns. Each test gets its own schema, dropped after the test.
 //
 // Use it from a package's TestMain:
@@ -30,6 +30,7 @@ import (
 	"github.com/go-eventstore/eventstore/goose"
 	"github.com/go-eventstore/eventstore/internal/pgdsn"
 	"github.com/go-eventstore/eventstore/internal/pgident"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 )
 
 // Drivers are the database/sql drivers the suite runs under.
@@ -38,12 +39,12 @@ var Drivers = []string{"postgres", "pgx"}
 var (
 	mu       sync.Mutex
 	driver   = envOr("ES_TEST_DRIVER", "postgres")
-	server   *Postgres
+	server   *pgtest.Postgres
 	dsn      string
 	dbs      = map[string]*sql.DB{}
 	startErr error
 
-	bouncer    *PgBouncer
+	bouncer    *pgtest.PgBouncer
 	bouncerErr error
 )
 
@@ -122,9 +123,10 @@ func SharedDSN() (string, error) {
 		if url := os.Getenv("ES_TEST_DATABASE_URL"); url != "" {
 			dsn = url
 		} else {
-			server, startErr = StartPostgres(context.Background(), nil)
+			server, startErr = pgtest.StartPostgres(context.Background(), nil)
 			if startErr == nil {
 				dsn = server.SocketDSN("postgres")
+				pgtest.SetShared(server)
 			}
 		}
 	}
@@ -132,7 +134,7 @@ func SharedDSN() (string, error) {
 }
 
 // PgBouncerDSN returns a URL connecting through a PgBouncer in transaction mode to the test
-// database: a PgBouncer started (see StartPgBouncer) in front of the test server on first use,
+// database: a PgBouncer started in front of the test server on first use,
 // shared by the package's tests and stopped when Main returns. It fails the test if PgBouncer
 // cannot start, saying how to install it.
 func PgBouncerDSN(tb testing.TB) string {
@@ -141,7 +143,7 @@ func PgBouncerDSN(tb testing.TB) string {
 	mu.Lock()
 	defer mu.Unlock()
 	if bouncer == nil && bouncerErr == nil {
-		bouncer, bouncerErr = StartPgBouncer(context.Background(), target, nil)
+		bouncer, bouncerErr = pgtest.StartPgBouncer(context.Background(), target, nil)
 	}
 	if bouncerErr != nil {
 		tb.Fatalf("estest: no PgBouncer: %v", bouncerErr)
@@ -151,16 +153,6 @@ func PgBouncerDSN(tb testing.TB) string {
 		database = cfg.Database
 	}
 	return bouncer.DSN(database)
-}
-
-// Server returns the shared throwaway server, or nil when ES_TEST_DATABASE_URL is used. Fault
-// tests use it to restart PostgreSQL.
-func Server(tb testing.TB) *Postgres {
-	tb.Helper()
-	DSN(tb)
-	mu.Lock()
-	defer mu.Unlock()
-	return server
 }
 
 // DB returns the shared *sql.DB of the current driver; it stays open until Main returns.

@@ -15,6 +15,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/go-eventstore/eventstore/estest"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 	"github.com/go-eventstore/eventstore/notify"
 )
 
@@ -317,7 +318,7 @@ func TestApplicationName(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	dsns := map[string]string{"estest.DSN": estest.DSN(t)}
-	if srv := estest.Server(t); srv != nil {
+	if srv := sharedServer(t); srv != nil {
 		url, kv := srv.DSN("postgres"), srv.SocketDSN("postgres")
 		dsns["url"] = url
 		dsns["url with application_name"] = url + "&application_name=other"
@@ -403,4 +404,10 @@ func TestCloseEndsGoroutines(t *testing.T) {
 		}
 	}
 	mustNotWake(t, w1, "waiter of a closed Listener") // C is not closed either
+}
+
+// sharedServer is the throwaway server estest started (nil with ES_TEST_DATABASE_URL).
+func sharedServer(t testing.TB) *pgtest.Postgres {
+	estest.DSN(t)
+	return pgtest.Shared()
 }

@@ -12,8 +12,8 @@ import (
 	_ "github.com/lib/pq" // the demo's driver; the library works with any Postgres database/sql driver
 
 	"github.com/go-eventstore/eventstore/es"
-	"github.com/go-eventstore/eventstore/estest"
 	"github.com/go-eventstore/eventstore/goose"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 )
 
 // Schema is where the demo keeps its event store and its balances read model.
@@ -23,7 +23,7 @@ const Schema = "es_demo"
 func Main(ctx context.Context, out io.Writer, dsn string) error {
 	if dsn == "" {
 		fmt.Fprintln(out, "No DATABASE_URL set: starting a throwaway PostgreSQL from the installed binaries...")
-		pg, err := estest.StartPostgres(ctx, nil)
+		pg, err := pgtest.StartPostgres(ctx, nil)
 		if err != nil {
 			return err
 		}

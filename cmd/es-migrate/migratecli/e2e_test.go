@@ -15,6 +15,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/go-eventstore/eventstore/estest"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 )
 
 // buildBinary builds cmd/es-migrate into a temporary directory and returns its path.
@@ -51,7 +52,7 @@ func TestBinary(t *testing.T) {
 	bin := buildBinary(t)
 	name := newDatabaseName(t)
 	dsn := testDSN(t, name)
-	if server := estest.Server(t); server != nil {
+	if server := sharedServer(t); server != nil {
 		dsn = server.DSN(name) // the URL form, over TCP
 	}
 
@@ -127,4 +128,10 @@ func TestBinary(t *testing.T) {
 
 	// A failure exits 1.
 	expect(t, run(withURL, "status"), ExitFailure, "es-migrate: status:", fmt.Sprintf("connect to database %q", name))
+}
+
+// sharedServer is the throwaway server estest started (nil with ES_TEST_DATABASE_URL).
+func sharedServer(t testing.TB) *pgtest.Postgres {
+	estest.DSN(t)
+	return pgtest.Shared()
 }

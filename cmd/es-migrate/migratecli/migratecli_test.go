@@ -17,6 +17,7 @@ import (
 	"github.com/go-eventstore/eventstore/goose"
 	"github.com/go-eventstore/eventstore/internal/pgdsn"
 	"github.com/go-eventstore/eventstore/internal/pgident"
+	"github.com/go-eventstore/eventstore/internal/pgtest"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
@@ -533,7 +534,7 @@ func pgEnv(t *testing.T, dsn string) map[string]string {
 func TestEnvironment(t *testing.T) {
 	schema := newSchemaName(t)
 	dsn := estest.DSN(t)
-	if server := estest.Server(t); server != nil {
+	if server := sharedServer(t); server != nil {
 		dsn = server.DSN("") // over TCP, as in the issue: no TLS on the server, no sslmode anywhere
 	}
 
@@ -576,11 +577,11 @@ func TestEnvironment(t *testing.T) {
 // variables and no sslmode, as in the issue. A wrong password is reported as such (not as
 // "SSL is not enabled on the server"), with the fix; the right one connects.
 func TestPasswordErrors(t *testing.T) {
-	if estest.Server(t) == nil {
+	if sharedServer(t) == nil {
 		t.Skip("ES_TEST_DATABASE_URL is set: no throwaway server to configure")
 	}
 	ctx := t.Context()
-	pg, err := estest.StartPostgres(ctx, &estest.PostgresConfig{HBA: []string{"host all pw_user 127.0.0.1/32 scram-sha-256"}})
+	pg, err := pgtest.StartPostgres(ctx, &pgtest.PostgresConfig{HBA: []string{"host all pw_user 127.0.0.1/32 scram-sha-256"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package estest
+package pgtest
 
 import (
 	"context"

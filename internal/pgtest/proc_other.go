@@ -1,6 +1,6 @@
 //go:build !unix
 
-package estest
+package pgtest
 
 import (
 	"errors"

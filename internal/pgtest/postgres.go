@@ -1,4 +1,7 @@
-package estest
+// Package pgtest starts throwaway PostgreSQL servers (and PgBouncer, and streaming standbys) from
+// the installed binaries, for the module's own tests, es-demo and es-bench. estest builds on it;
+// it is internal so that the launcher stays out of estest's public surface.
+package pgtest
 
 import (
 	"bytes"

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package estest
+package pgtest
 
 import "syscall"
 
