@@ -79,8 +79,9 @@ type ProjectionOptions struct {
 	// RetryParked and DiscardParked reach it at once). At most MaxSubscriptionInterval. Defaults
 	// to DefaultParkedCheckInterval (5s).
 	ParkedCheckInterval time.Duration
-	// TxOptions are the options of the transactions handlers run in. Defaults to nil (the
-	// database's default isolation, read-write).
+	// TxOptions are the options of the transactions handlers run in: read-write (the checkpoint
+	// is written in them), at read committed, repeatable read or serializable; other values are
+	// ErrInvalidArgument. Defaults to nil (the database's default isolation).
 	TxOptions *sql.TxOptions
 }
 
@@ -102,6 +103,12 @@ func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptio
 			ErrInvalidArgument, c.MinBackoff, c.MaxBackoff, c.ParkedCheckInterval, MaxSubscriptionInterval)
 	case c.ParkPolicy != ParkWaitKey && c.ParkPolicy != ParkSkip:
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: ParkPolicy %d", ErrInvalidArgument, c.ParkPolicy)
+	case c.TxOptions != nil && c.TxOptions.ReadOnly:
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: TxOptions.ReadOnly: the transaction writes the checkpoint", ErrInvalidArgument)
+	case c.TxOptions != nil && !slices.Contains([]sql.IsolationLevel{sql.LevelDefault, sql.LevelReadCommitted,
+		sql.LevelRepeatableRead, sql.LevelSerializable}, c.TxOptions.Isolation):
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: TxOptions.Isolation %s: PostgreSQL runs read committed, repeatable read or serializable",
+			ErrInvalidArgument, c.TxOptions.Isolation)
 	}
 	if c.ParkedCheckInterval == 0 {
 		c.ParkedCheckInterval = DefaultParkedCheckInterval
@@ -193,6 +200,9 @@ func (s *Store) Project(ctx context.Context, stream, name string, opts *Projecti
 		return nil, err
 	}
 	pctx, cancel := context.WithCancel(ctx)
+	// The subscriber ends with the store's Close, a delete or ctx: a running handler's context
+	// ends with it, so Close stays bounded.
+	context.AfterFunc(h.sub.ctx, cancel)
 	p := &Projection{
 		s: s, stream: stream, name: name, opts: po, keyOf: po.PartitionBy, handler: handler, h: h, sub: h.sub,
 		ctx: pctx, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
@@ -237,7 +247,13 @@ func (p *Projection) wakeParked() {
 
 func (p *Projection) run() {
 	defer close(p.done)
-	defer func() { _ = p.h.Close() }() // the last checkpoint and the lease's release
+	defer func() {
+		if p.sub.ctx.Err() != nil {
+			// The store closed or the subscription was deleted: Err keeps why.
+			p.sub.remove(p.h, context.Cause(p.sub.ctx))
+		}
+		_ = p.h.Close() // the last checkpoint and the lease's release
+	}()
 	tick := time.NewTicker(p.opts.ParkedCheckInterval)
 	defer tick.Stop()
 	for {
@@ -449,12 +465,14 @@ func (p *Projection) apply(batch []RecordedEvent, epoch, pk int64) error {
 				}
 			}
 		}
+		last := batch[len(batch)-1].EventNumber
 		if len(todo) > 0 {
-			if err := p.handler(p.ctx, tx, todo); err != nil {
+			// A copy: the handler may reorder or change its batch (grouping by stream, say).
+			if err := p.handler(p.ctx, tx, slices.Clone(todo)); err != nil {
 				return 0, err
 			}
 		}
-		return batch[len(batch)-1].EventNumber, nil
+		return last, nil
 	})
 }
 
@@ -470,6 +488,7 @@ func (p *Projection) inTx(epoch, pk int64, f func(tx *sql.Tx, checkpoint int64) 
 	defer func() { _ = tx.Rollback() }()
 	row, err := s.q.ProjectionCheckpoint(p.ctx, s.tmpl.Wrap(tx), db.ProjectionCheckpointParams{ID: p.sub.start.id, Epoch: epoch})
 	if errors.Is(err, sql.ErrNoRows) {
+		_ = tx.Rollback() // first: refused needs a connection, and the pool may have only this one
 		return p.sub.refused(p.ctx)
 	}
 	if err != nil {
@@ -491,6 +510,7 @@ func (p *Projection) inTx(epoch, pk int64, f func(tx *sql.Tx, checkpoint int64) 
 			return err
 		}
 		if n == 0 {
+			_ = tx.Rollback() // first: refused needs a connection, and the pool may have only this one
 			return p.sub.refused(p.ctx)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,6 +100,10 @@ func TestProjectionOptions(t *testing.T) {
 	is.True(errors.Is(err, es.ErrInvalidArgument))
 	_, err = store.Project(ctx, es.AllStream, "p", nil, nil)
 	is.True(errors.Is(err, es.ErrInvalidArgument))
+	for _, o := range []*sql.TxOptions{{ReadOnly: true}, {Isolation: sql.LevelLinearizable}, {Isolation: sql.LevelSnapshot}} {
+		_, err = store.Project(ctx, es.AllStream, "p", &es.ProjectionOptions{TxOptions: o}, h)
+		is.True(errors.Is(err, es.ErrInvalidArgument)) // a transaction that could never commit
+	}
 	p, err := store.Project(ctx, es.AllStream, "p", nil, h)
 	is.NoErr(err)
 	_, err = store.Project(ctx, es.AllStream, "p", nil, h)
@@ -348,4 +354,58 @@ func TestProjectionDiscardReleasesWaiting(t *testing.T) {
 	parkedUntil(t, store, es.AllStream, "rm", func(ps []es.ParkedEvent) bool { return len(ps) == 0 })
 	is.Equal(versionsOf(t, table, "a"), []int64{1, 3, 4})
 	is.NoErr(p.Close())
+}
+
+// A handler may reorder its batch (grouping by stream, say): the checkpoint still covers the
+// whole batch, and nothing is applied twice after a restart.
+func TestProjectionHandlerReordersBatch(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	for i := range 4 {
+		is.NoErr(store.AppendToStream(ctx, fmt.Sprintf("s%d", i), es.NoStream, events(5)))
+	}
+	apply := insertHandler(table)
+	sorting := func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		slices.SortFunc(batch, func(a, b es.RecordedEvent) int { return strings.Compare(b.StreamID, a.StreamID) })
+		return apply(ctx, tx, batch)
+	}
+	p, err := store.Project(ctx, es.AllStream, "sorted", &es.ProjectionOptions{
+		SubscriptionOptions: es.SubscriptionOptions{BufferSize: 7},
+	}, sorting)
+	is.NoErr(err)
+	checkpointReaches(t, store, es.AllStream, "sorted", 20)
+	is.Equal(rows(t, table), 20)
+	is.NoErr(p.Close())
+}
+
+// The store's Close ends a running handler's context: Close stays within its bound, and the
+// handler's effects roll back with its transaction.
+func TestProjectionStoreCloseCancelsHandler(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	is.NoErr(store.AppendToStream(ctx, "s", es.NoStream, events(1)))
+	running := make(chan struct{})
+	var once sync.Once
+	p, err := store.Project(ctx, es.AllStream, "slow", nil, func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		if err := insertHandler(table)(ctx, tx, batch); err != nil {
+			return err
+		}
+		once.Do(func() { close(running) })
+		<-ctx.Done() // a long handler, until it is told to stop
+		return ctx.Err()
+	})
+	is.NoErr(err)
+	select {
+	case <-running:
+	case <-time.After(wait):
+		t.Fatal("the handler did not run")
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	is.NoErr(store.Shutdown(closeCtx)) // before the fix it waited for the handler
+	<-p.Done()
+	if err := p.Err(); !errors.Is(err, es.ErrClosed) {
+		t.Fatalf("projection ended with %v, want ErrClosed", err)
+	}
+	is.Equal(rows(t, table), 0) // rolled back
 }

@@ -345,8 +345,8 @@ func (sub *subscription) fill() (more bool, err error) {
 	// Events the selector or the filter left out count as done with: the checkpoint moves past
 	// them.
 	skipped := len(events) - len(kept)
-	if len(events) == 0 {
-		skipped = 1
+	if len(events) == 0 || readTo > events[len(events)-1].EventNumber {
+		skipped++ // positions the filter stepped over after the last event: the checkpoint moves past them too
 	}
 	sub.cp.progress(skipped, time.Now())
 	sub.d.enqueue(kept, readTo)
