@@ -75,6 +75,29 @@ func (q *Queries) DiscardParked(ctx context.Context, db DBTX, arg DiscardParkedP
 	return discarded, err
 }
 
+const forgetParkedAfter = `-- name: ForgetParkedAfter :execrows
+DELETE FROM /* TEMPLATE: schema */parked_events p
+USING /* TEMPLATE: schema */subscriptions s
+WHERE p.subscription_id = s.id AND s.stream_name = $1::text
+  AND s.subscription_name = $2::text AND p.position > $3::bigint
+`
+
+type ForgetParkedAfterParams struct {
+	StreamName       string
+	SubscriptionName string
+	Position         int64
+}
+
+// A checkpoint moved back (SetSubscriptionCheckpoint, ResetSubscription): events after it are
+// delivered again, so their parked rows go; a key's waiting then starts over from them.
+func (q *Queries) ForgetParkedAfter(ctx context.Context, db DBTX, arg ForgetParkedAfterParams) (int64, error) {
+	result, err := db.ExecContext(ctx, forgetParkedAfter, arg.StreamName, arg.SubscriptionName, arg.Position)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const listParked = `-- name: ListParked :many
 SELECT p.id, p.position, p.event_id, p.stream_name, p.partition_key, p.error, p.attempts, p.parked_at, p.status
 FROM /* TEMPLATE: schema */parked_events p

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,6 +85,11 @@ func (s *Store) RetryParked(ctx context.Context, stream, name string, ids ...int
 	if err != nil {
 		return 0, mapDBError(op, stream, err)
 	}
+	if n == 0 {
+		if err := s.subscriptionExists(ctx, op, stream, name); err != nil {
+			return 0, err
+		}
+	}
 	s.parkedChanged(stream, name)
 	return int(n), nil
 }
@@ -101,8 +107,23 @@ func (s *Store) DiscardParked(ctx context.Context, stream, name string, ids ...i
 	if err != nil {
 		return 0, mapDBError(op, stream, err)
 	}
+	if n == 0 {
+		if err := s.subscriptionExists(ctx, op, stream, name); err != nil {
+			return 0, err
+		}
+	}
 	s.parkedChanged(stream, name)
 	return int(n), nil
+}
+
+// subscriptionExists is ErrSubscriptionNotFound for an unknown subscription, so that a typo in
+// a name does not look like "nothing parked".
+func (s *Store) subscriptionExists(ctx context.Context, op, stream, name string) error {
+	_, err := s.q.GetSubscription(ctx, s.tmpl.Wrap(s.db), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
+	if errors.Is(err, sql.ErrNoRows) {
+		return opError(op, stream, fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name))
+	}
+	return mapDBError(op, stream, err)
 }
 
 func nonNilIDs(ids []int64) []int64 {

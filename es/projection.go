@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -468,13 +469,29 @@ func (p *Projection) apply(batch []RecordedEvent, epoch, pk int64) error {
 		last := batch[len(batch)-1].EventNumber
 		if len(todo) > 0 {
 			// A copy: the handler may reorder or change its batch (grouping by stream, say).
-			if err := p.handler(p.ctx, tx, slices.Clone(todo)); err != nil {
+			if err := p.call(tx, slices.Clone(todo)); err != nil {
 				return 0, err
 			}
 		}
 		return last, nil
 	})
 }
+
+// call runs the handler; a panic in it is its error (retried, then parked), not the process's end.
+func (p *Projection) call(tx *sql.Tx, batch []RecordedEvent) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.s.logger.Error("projection handler panicked", "stream", p.stream, "subscription", p.name,
+				"panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: handler panicked: %v", ErrHandlerPanicked, r)
+		}
+	}()
+	return p.handler(p.ctx, tx, batch)
+}
+
+// ErrHandlerPanicked is the error of a projection handler that panicked: the panic is recovered,
+// logged with its stack, and the batch is retried, then parked, as for any failing handler.
+var ErrHandlerPanicked = errors.New("projection handler panicked")
 
 // inTx runs f in a transaction and writes the checkpoint f returns in it, fenced by epoch and
 // forward-only (no write when f returns the checkpoint it got). f gets the stored checkpoint

@@ -409,3 +409,67 @@ func TestProjectionStoreCloseCancelsHandler(t *testing.T) {
 	}
 	is.Equal(rows(t, table), 0) // rolled back
 }
+
+// A handler that panics is a failing handler: the panic is recovered, the batch retried, then
+// the event parked with ErrHandlerPanicked, and the rest flows. Retry and discard of an unknown
+// projection are ErrSubscriptionNotFound.
+func TestProjectionHandlerPanics(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	is.NoErr(store.AppendToStream(ctx, "a", es.NoStream, events(3)))
+	apply := insertHandler(table)
+	p, err := store.Project(ctx, es.AllStream, "panics", &es.ProjectionOptions{
+		MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, ParkPolicy: es.ParkSkip,
+	}, func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		for _, ev := range batch {
+			if ev.StreamVersion == 2 {
+				panic("boom")
+			}
+		}
+		return apply(ctx, tx, batch)
+	})
+	is.NoErr(err)
+	checkpointReaches(t, store, es.AllStream, "panics", 3)
+	is.Equal(versionsOf(t, table, "a"), []int64{1, 3})
+	ps, err := store.ListParked(ctx, es.AllStream, "panics")
+	is.NoErr(err)
+	is.Equal(statuses(ps), []string{"a/2:parked"})
+	is.True(strings.Contains(ps[0].Error, "boom"))
+	is.NoErr(p.Close())
+
+	_, err = store.RetryParked(ctx, es.AllStream, "no-such-projection")
+	is.True(errors.Is(err, es.ErrSubscriptionNotFound))
+	_, err = store.DiscardParked(ctx, es.AllStream, "no-such-projection")
+	is.True(errors.Is(err, es.ErrSubscriptionNotFound))
+}
+
+// Rebuilding a projection that has parked events: the reset forgets them, and the rebuilt read
+// model has every event once the poison is gone.
+func TestProjectionResetForgetsParked(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	is.NoErr(store.AppendToStream(ctx, "a", es.NoStream, events(3)))
+	var poison atomic.Bool
+	poison.Store(true)
+	opts := &es.ProjectionOptions{MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+	p, err := store.Project(ctx, es.AllStream, "rebuilt", opts, poisoned(table, &poison))
+	is.NoErr(err)
+	checkpointReaches(t, store, es.AllStream, "rebuilt", 3)
+	ps, err := store.ListParked(ctx, es.AllStream, "rebuilt")
+	is.NoErr(err)
+	is.Equal(statuses(ps), []string{"a/2:parked", "a/3:waiting"})
+	is.NoErr(p.Close())
+
+	is.NoErr(store.ResetSubscription(ctx, es.AllStream, "rebuilt"))
+	ps, err = store.ListParked(ctx, es.AllStream, "rebuilt")
+	is.NoErr(err)
+	is.Equal(len(ps), 0)
+	_, err = estest.DB(t).ExecContext(ctx, `TRUNCATE `+table)
+	is.NoErr(err)
+	poison.Store(false)
+	p, err = store.Project(ctx, es.AllStream, "rebuilt", opts, poisoned(table, &poison))
+	is.NoErr(err)
+	checkpointReaches(t, store, es.AllStream, "rebuilt", 3)
+	is.Equal(versionsOf(t, table, "a"), []int64{1, 2, 3})
+	is.NoErr(p.Close())
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/go-eventstore/eventstore/db"
+	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
 // DeleteSubscription removes a persistent subscription's row (its checkpoint and lease), so the
@@ -73,7 +74,8 @@ func (s *Store) SubscriptionCheckpoint(ctx context.Context, stream, name string,
 
 // SetSubscriptionCheckpoint moves a persistent subscription's checkpoint, creating the
 // subscription if needed, so that it next delivers the events after pos: 0 replays everything,
-// to rebuild a projection. For a stream subscription, pos counts in the stream as it is now. It is
+// to rebuild a projection. For a stream subscription, pos counts in the stream as it is now. A
+// projection's parked events after pos are forgotten: they are delivered (and handled) again. It is
 // refused with ErrSubscriptionActive while a process holds the subscription's lease (stop its
 // subscribers first); a holder whose lease ran out cannot write over the new checkpoint.
 func (s *Store) SetSubscriptionCheckpoint(ctx context.Context, stream, name string, pos int64) error {
@@ -97,22 +99,29 @@ func (s *Store) SetSubscriptionCheckpoint(ctx context.Context, stream, name stri
 			return mapDBError(op, stream, err)
 		}
 	}
-	conn := s.tmpl.Wrap(s.db)
-	if _, err := s.q.CreateSubscription(ctx, conn, db.CreateSubscriptionParams{
-		StreamName: stream, SubscriptionName: name, Start: pos, StreamPk: nullPK(pk),
-	}); err != nil {
-		return mapDBError(op, stream, err)
-	}
-	n, err := s.q.SetCheckpoint(ctx, conn, db.SetCheckpointParams{
-		LastSeen: pos, StreamPk: nullPK(pk), StreamName: stream, SubscriptionName: name,
+	err := s.inTx(ctx, &callOptions{}, func(conn sqltmpl.DBTX) error {
+		if _, err := s.q.CreateSubscription(ctx, conn, db.CreateSubscriptionParams{
+			StreamName: stream, SubscriptionName: name, Start: pos, StreamPk: nullPK(pk),
+		}); err != nil {
+			return err
+		}
+		n, err := s.q.SetCheckpoint(ctx, conn, db.SetCheckpointParams{
+			LastSeen: pos, StreamPk: nullPK(pk), StreamName: stream, SubscriptionName: name,
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return opError(op, stream, fmt.Errorf("%w: %s: a process holds its lease", ErrSubscriptionActive, name))
+		}
+		// Events after pos are delivered again: a projection's parked rows for them go.
+		_, err = s.q.ForgetParkedAfter(ctx, conn, db.ForgetParkedAfterParams{StreamName: stream, SubscriptionName: name, Position: pos})
+		return err
 	})
-	if err != nil {
-		return mapDBError(op, stream, err)
+	if errors.Is(err, ErrSubscriptionActive) {
+		return err
 	}
-	if n == 0 {
-		return opError(op, stream, fmt.Errorf("%w: %s: a process holds its lease", ErrSubscriptionActive, name))
-	}
-	return nil
+	return mapDBError(op, stream, err)
 }
 
 // ResetSubscription moves a persistent subscription's checkpoint back to the origin, so it

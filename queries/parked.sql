@@ -68,3 +68,11 @@ WITH gone AS (
     RETURNING w.id
 )
 SELECT count(*)::bigint AS discarded FROM gone;
+
+-- name: ForgetParkedAfter :execrows
+-- A checkpoint moved back (SetSubscriptionCheckpoint, ResetSubscription): events after it are
+-- delivered again, so their parked rows go; a key's waiting then starts over from them.
+DELETE FROM /* TEMPLATE: schema */parked_events p
+USING /* TEMPLATE: schema */subscriptions s
+WHERE p.subscription_id = s.id AND s.stream_name = @stream_name::text
+  AND s.subscription_name = @subscription_name::text AND p.position > @position::bigint;
