@@ -232,22 +232,14 @@ func (s *Store) position(ctx context.Context, stream string) (pos, pk int64, err
 	return st.StreamVersion, st.ID, err
 }
 
-// readAfter reads up to n events after pos, without settling $all first (the sequencer's
-// notification is what woke the reader). For a stream it also returns the stream's incarnation
-// (0 when it does not exist); a missing or soft-deleted stream reads as empty.
+// readAfter reads up to n events of a stream after pos, with the stream's incarnation (0 when it
+// does not exist); a missing or soft-deleted stream reads as empty. ($all is read by
+// readAllRuns.)
 func (s *Store) readAfter(ctx context.Context, stream string, pos int64, n int) (events []RecordedEvent, pk int64, err error) {
 	n = min(n, subscriptionReadPage)
 	conn, err := s.catchUpConn(ctx) // the replica, when the store has one (es/replica.go)
 	if err != nil {
 		return nil, 0, err
-	}
-	if stream == AllStream {
-		rows, err := s.q.ReadAllForward(ctx, conn, db.ReadAllForwardParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
-		if err != nil {
-			return nil, 0, err
-		}
-		evs, err := s.allRows("subscription read", rows)
-		return evs, 0, err
 	}
 	var deleted bool
 	evs, err := s.streamRowsPK("subscription read", stream, n, &pk, &deleted, func(fn func(*db.ReadStreamForwardRow) error) error {
