@@ -343,7 +343,13 @@ func TestPostgresParentDeath(t *testing.T) {
 	cred, err := runAsCredential()
 	is.NoErr(err)
 	removeStale(tempBase(), cred, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	_, err = os.Stat(dir)
+	// Removed by this call, or by a parallel test's server start that found it first and may
+	// still be removing it: wait for it to go (a failure guard, not a timing assertion).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err = os.Stat(dir); errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
+			break
+		}
+	}
 	is.True(errors.Is(err, os.ErrNotExist)) // directory of the dead process removed
 }
 
