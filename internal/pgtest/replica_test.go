@@ -18,7 +18,9 @@ func TestStandbyKillPromote(t *testing.T) {
 	is := is.New(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	primary := startTestPostgres(t, &PostgresConfig{Settings: map[string]string{"synchronous_commit": "on"}})
+	// remote_apply: a commit returns once the standby has applied it, so it is visible there at
+	// once ("on" only waits for the standby's flush, and a read there could come first).
+	primary := startTestPostgres(t, &PostgresConfig{Settings: map[string]string{"synchronous_commit": "remote_apply"}})
 	standby, err := primary.StartStandby(ctx, &StandbyConfig{Synchronous: true,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	is.NoErr(err)
@@ -36,7 +38,7 @@ func TestStandbyKillPromote(t *testing.T) {
 		is.NoErr(db.QueryRowContext(ctx, "SELECT current_setting('port')::int").Scan(&port))
 		is.Equal(port, primary.Port()) // read-write: the primary, not the standby
 	}
-	// Synchronous: what the primary acknowledged is on the standby already.
+	// Synchronous, remote_apply: what the primary acknowledged is visible on the standby already.
 	sdb := openDB(t, "postgres", standby.DSN("postgres"))
 	var n int
 	is.NoErr(sdb.QueryRowContext(ctx, "SELECT count(*) FROM acked").Scan(&n))
