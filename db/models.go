@@ -100,4 +100,13 @@ type Subscription struct {
 	Holder           sql.NullString
 	LeaseExpiresAt   sql.NullTime
 	Epoch            int64
+	Segment          int32
+	Segments         int32
+}
+
+type SubscriptionMember struct {
+	StreamName       string
+	SubscriptionName string
+	Holder           string
+	ExpiresAt        time.Time
 }

@@ -12,7 +12,7 @@ import (
 )
 
 const listSubscriptions = `-- name: ListSubscriptions :many
-SELECT s.stream_name, s.subscription_name, s.last_seen, s.holder, s.lease_expires_at, s.epoch,
+SELECT s.stream_name, s.subscription_name, s.segment, s.segments, s.last_seen, s.holder, s.lease_expires_at, s.epoch,
        s.created_at,
        (s.holder IS NOT NULL AND s.lease_expires_at > now())::bool AS held,
        h.head::bigint AS head,
@@ -46,7 +46,7 @@ LEFT JOIN LATERAL (
 ) o ON true
 WHERE ($1::text = '' OR s.stream_name = $1::text)
   AND ($2::text = '' OR starts_with(s.subscription_name, $2::text))
-ORDER BY s.stream_name, s.subscription_name
+ORDER BY s.stream_name, s.subscription_name, s.segment
 LIMIT $3::bigint
 `
 
@@ -59,6 +59,8 @@ type ListSubscriptionsParams struct {
 type ListSubscriptionsRow struct {
 	StreamName       string
 	SubscriptionName string
+	Segment          int32
+	Segments         int32
 	LastSeen         int64
 	Holder           sql.NullString
 	LeaseExpiresAt   sql.NullTime
@@ -91,6 +93,8 @@ func (q *Queries) ListSubscriptions(ctx context.Context, db DBTX, arg ListSubscr
 		if err := rows.Scan(
 			&i.StreamName,
 			&i.SubscriptionName,
+			&i.Segment,
+			&i.Segments,
 			&i.LastSeen,
 			&i.Holder,
 			&i.LeaseExpiresAt,

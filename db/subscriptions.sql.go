@@ -22,11 +22,85 @@ func (q *Queries) BumpDeletions(ctx context.Context, db DBTX) error {
 	return err
 }
 
+const createSegments = `-- name: CreateSegments :many
+WITH wanted AS (
+    SELECT g.n - 1 AS n, $1::text AS stream_name, $2::text AS subscription_name,
+           $3::integer AS segments, $4::bigint AS start, nullif($5::bigint, 0) AS stream_pk
+    FROM generate_series(1, $3::integer) AS g (n)
+    WHERE NOT EXISTS (SELECT 1 FROM /* TEMPLATE: schema */subscriptions e
+                      WHERE e.stream_name = $1::text AND e.subscription_name = $2::text)
+), created AS (
+    INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, segment, segments, last_seen, stream_pk)
+    SELECT w.stream_name, w.subscription_name, w.n, w.segments, w.start, w.stream_pk FROM wanted w
+    ON CONFLICT (stream_name, subscription_name, segment) DO NOTHING
+    RETURNING id, segment, segments, last_seen, stream_pk
+)
+SELECT c.id, c.segment, c.segments, c.last_seen, c.stream_pk FROM created c
+UNION ALL
+SELECT s.id, s.segment, s.segments, s.last_seen, s.stream_pk FROM /* TEMPLATE: schema */subscriptions s
+WHERE s.stream_name = $1::text AND s.subscription_name = $2::text
+ORDER BY 2
+`
+
+type CreateSegmentsParams struct {
+	StreamName       string
+	SubscriptionName string
+	Segments         int32
+	Start            int64
+	StreamPk         int64
+}
+
+type CreateSegmentsRow struct {
+	ID       int64
+	Segment  int32
+	Segments int32
+	LastSeen int64
+	StreamPk sql.NullInt64
+}
+
+// Creates the @segments rows of a segmented subscription, all at @start, unless it exists (with
+// any number of segments); returns its rows either way, by segment. Empty when a concurrent call
+// created them after this statement's snapshot: call again. @stream_pk 0: none.
+func (q *Queries) CreateSegments(ctx context.Context, db DBTX, arg CreateSegmentsParams) ([]CreateSegmentsRow, error) {
+	rows, err := db.QueryContext(ctx, createSegments,
+		arg.StreamName,
+		arg.SubscriptionName,
+		arg.Segments,
+		arg.Start,
+		arg.StreamPk,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CreateSegmentsRow
+	for rows.Next() {
+		var i CreateSegmentsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Segment,
+			&i.Segments,
+			&i.LastSeen,
+			&i.StreamPk,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const createSubscription = `-- name: CreateSubscription :one
 INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen, stream_pk)
 VALUES ($1::text, $2::text, $3::bigint, $4::bigint)
-ON CONFLICT (stream_name, subscription_name) DO UPDATE SET stream_name = EXCLUDED.stream_name
-RETURNING id, last_seen
+ON CONFLICT (stream_name, subscription_name, segment) DO UPDATE SET stream_name = EXCLUDED.stream_name
+RETURNING id, last_seen, segments
 `
 
 type CreateSubscriptionParams struct {
@@ -39,11 +113,13 @@ type CreateSubscriptionParams struct {
 type CreateSubscriptionRow struct {
 	ID       int64
 	LastSeen int64
+	Segments int32
 }
 
-// Creates the subscription with its checkpoint at @start (counted in stream incarnation
-// @stream_pk) unless it exists; returns its row either way (the no-op update makes RETURNING
-// return an existing row, also one a concurrent call just created).
+// Creates the subscription (segment 0 of 1) with its checkpoint at @start (counted in stream
+// incarnation @stream_pk) unless it exists; returns its row either way (the no-op update makes
+// RETURNING return an existing row, also one a concurrent call just created). segments tells a
+// segmented subscription's first segment.
 func (q *Queries) CreateSubscription(ctx context.Context, db DBTX, arg CreateSubscriptionParams) (CreateSubscriptionRow, error) {
 	row := db.QueryRowContext(ctx, createSubscription,
 		arg.StreamName,
@@ -52,11 +128,15 @@ func (q *Queries) CreateSubscription(ctx context.Context, db DBTX, arg CreateSub
 		arg.StreamPk,
 	)
 	var i CreateSubscriptionRow
-	err := row.Scan(&i.ID, &i.LastSeen)
+	err := row.Scan(&i.ID, &i.LastSeen, &i.Segments)
 	return i, err
 }
 
 const deleteSubscription = `-- name: DeleteSubscription :execrows
+WITH members AS (
+    DELETE FROM /* TEMPLATE: schema */subscription_members
+    WHERE stream_name = $1::text AND subscription_name = $2::text
+)
 DELETE FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = $1::text AND subscription_name = $2::text
 `
@@ -66,6 +146,7 @@ type DeleteSubscriptionParams struct {
 	SubscriptionName string
 }
 
+// Every segment's row, and the members of a segmented subscription.
 func (q *Queries) DeleteSubscription(ctx context.Context, db DBTX, arg DeleteSubscriptionParams) (int64, error) {
 	result, err := db.ExecContext(ctx, deleteSubscription, arg.StreamName, arg.SubscriptionName)
 	if err != nil {
@@ -75,8 +156,7 @@ func (q *Queries) DeleteSubscription(ctx context.Context, db DBTX, arg DeleteSub
 }
 
 const getSubscription = `-- name: GetSubscription :one
-SELECT id, last_seen, stream_pk, holder, lease_expires_at, epoch,
-       (holder IS NOT NULL AND lease_expires_at > now())::bool AS held
+SELECT COALESCE(min(last_seen), 0)::bigint AS last_seen, count(*)::bigint AS rows
 FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = $1::text AND subscription_name = $2::text
 `
@@ -87,28 +167,77 @@ type GetSubscriptionParams struct {
 }
 
 type GetSubscriptionRow struct {
-	ID             int64
-	LastSeen       int64
-	StreamPk       sql.NullInt64
-	Holder         sql.NullString
-	LeaseExpiresAt sql.NullTime
-	Epoch          int64
-	Held           bool
+	LastSeen int64
+	Rows     int64
 }
 
+// A subscription's checkpoint: the least of its segments' (each segment has handled everything
+// of its own up to its checkpoint). rows 0: no such subscription.
 func (q *Queries) GetSubscription(ctx context.Context, db DBTX, arg GetSubscriptionParams) (GetSubscriptionRow, error) {
 	row := db.QueryRowContext(ctx, getSubscription, arg.StreamName, arg.SubscriptionName)
 	var i GetSubscriptionRow
-	err := row.Scan(
-		&i.ID,
-		&i.LastSeen,
-		&i.StreamPk,
-		&i.Holder,
-		&i.LeaseExpiresAt,
-		&i.Epoch,
-		&i.Held,
-	)
+	err := row.Scan(&i.LastSeen, &i.Rows)
 	return i, err
+}
+
+const leaveSegments = `-- name: LeaveSegments :exec
+DELETE FROM /* TEMPLATE: schema */subscription_members
+WHERE stream_name = $1::text AND subscription_name = $2::text AND holder = $3::text
+`
+
+type LeaveSegmentsParams struct {
+	StreamName       string
+	SubscriptionName string
+	Holder           string
+}
+
+// A member's clean stop: the others take its segments over at their next heartbeat.
+func (q *Queries) LeaveSegments(ctx context.Context, db DBTX, arg LeaveSegmentsParams) error {
+	_, err := db.ExecContext(ctx, leaveSegments, arg.StreamName, arg.SubscriptionName, arg.Holder)
+	return err
+}
+
+const lockSubscription = `-- name: LockSubscription :many
+SELECT id, (holder IS NOT NULL AND lease_expires_at > now())::bool AS held
+FROM /* TEMPLATE: schema */subscriptions
+WHERE stream_name = $1::text AND subscription_name = $2::text
+ORDER BY id
+FOR UPDATE
+`
+
+type LockSubscriptionParams struct {
+	StreamName       string
+	SubscriptionName string
+}
+
+type LockSubscriptionRow struct {
+	ID   int64
+	Held bool
+}
+
+// Locks a subscription's rows (every segment), in id order, for an operator's change; held:
+// a process holds that segment's lease.
+func (q *Queries) LockSubscription(ctx context.Context, db DBTX, arg LockSubscriptionParams) ([]LockSubscriptionRow, error) {
+	rows, err := db.QueryContext(ctx, lockSubscription, arg.StreamName, arg.SubscriptionName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LockSubscriptionRow
+	for rows.Next() {
+		var i LockSubscriptionRow
+		if err := rows.Scan(&i.ID, &i.Held); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const notify = `-- name: Notify :exec
@@ -216,7 +345,7 @@ UPDATE /* TEMPLATE: schema */subscriptions
 SET last_seen = CASE WHEN $1::bool AND stream_pk IS NOT DISTINCT FROM $2::bigint
                      THEN greatest(last_seen, $3::bigint) ELSE $3::bigint END,
     stream_pk = $2::bigint,
-    holder = NULL, lease_expires_at = NULL
+    holder = NULL, lease_expires_at = NULL, epoch = epoch + 1
 WHERE id = $4::bigint AND epoch = $5::bigint
 `
 
@@ -229,7 +358,9 @@ type ReleaseLeaseParams struct {
 }
 
 // A clean stop: the last checkpoint and the lease's release in one durable write, fenced;
-// forward-only with @forward, as WriteCheckpoint.
+// forward-only with @forward, as WriteCheckpoint. It bumps the epoch: a batched checkpoint write
+// of the stopping holder still on its way (queued before the stop, flushed after) is then
+// fenced too, and cannot move the checkpoint back behind the release's.
 func (q *Queries) ReleaseLease(ctx context.Context, db DBTX, arg ReleaseLeaseParams) (int64, error) {
 	result, err := db.ExecContext(ctx, releaseLease,
 		arg.Forward,
@@ -298,6 +429,92 @@ func (q *Queries) RenewLeases(ctx context.Context, db DBTX, arg RenewLeasesParam
 	return items, nil
 }
 
+const segmentHeartbeat = `-- name: SegmentHeartbeat :exec
+WITH gone AS (
+    DELETE FROM /* TEMPLATE: schema */subscription_members
+    WHERE stream_name = $1::text AND subscription_name = $2::text
+      AND expires_at <= now() AND holder <> $3::text
+)
+INSERT INTO /* TEMPLATE: schema */subscription_members (stream_name, subscription_name, holder, expires_at)
+VALUES ($1::text, $2::text, $3::text, now() + make_interval(secs => $4::float8))
+ON CONFLICT (stream_name, subscription_name, holder) DO UPDATE SET expires_at = EXCLUDED.expires_at
+`
+
+type SegmentHeartbeatParams struct {
+	StreamName       string
+	SubscriptionName string
+	Holder           string
+	LeaseSeconds     float64
+}
+
+// A member of a segmented subscription says it still takes part, until @lease_seconds from now;
+// members whose rows ran out are removed.
+func (q *Queries) SegmentHeartbeat(ctx context.Context, db DBTX, arg SegmentHeartbeatParams) error {
+	_, err := db.ExecContext(ctx, segmentHeartbeat,
+		arg.StreamName,
+		arg.SubscriptionName,
+		arg.Holder,
+		arg.LeaseSeconds,
+	)
+	return err
+}
+
+const segmentState = `-- name: SegmentState :many
+SELECT s.segment, s.segments, s.id,
+       COALESCE(CASE WHEN s.lease_expires_at > now() THEN s.holder END, '')::text AS holder,
+       ARRAY(SELECT m.holder FROM /* TEMPLATE: schema */subscription_members m
+             WHERE m.stream_name = $1::text AND m.subscription_name = $2::text
+               AND m.expires_at > now()
+             ORDER BY m.holder)::text[] AS members
+FROM /* TEMPLATE: schema */subscriptions s
+WHERE s.stream_name = $1::text AND s.subscription_name = $2::text
+ORDER BY s.segment
+`
+
+type SegmentStateParams struct {
+	StreamName       string
+	SubscriptionName string
+}
+
+type SegmentStateRow struct {
+	Segment  int32
+	Segments int32
+	ID       int64
+	Holder   string
+	Members  []string
+}
+
+// A segmented subscription's segments, by segment, with the holder of each running lease (” when
+// free or run out), and the live members (sorted, the same on every row).
+func (q *Queries) SegmentState(ctx context.Context, db DBTX, arg SegmentStateParams) ([]SegmentStateRow, error) {
+	rows, err := db.QueryContext(ctx, segmentState, arg.StreamName, arg.SubscriptionName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SegmentStateRow
+	for rows.Next() {
+		var i SegmentStateRow
+		if err := rows.Scan(
+			&i.Segment,
+			&i.Segments,
+			&i.ID,
+			&i.Holder,
+			pq.Array(&i.Members),
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setCheckpoint = `-- name: SetCheckpoint :execrows
 UPDATE /* TEMPLATE: schema */subscriptions
 SET last_seen = $1::bigint, stream_pk = $2::bigint, epoch = epoch + 1,
@@ -313,8 +530,9 @@ type SetCheckpointParams struct {
 	SubscriptionName string
 }
 
-// An operator's checkpoint change: refused (no row) while a lease runs; bumps the epoch so that a
-// holder whose lease ran out (paused, cut off) cannot write over it when it comes back.
+// An operator's checkpoint change, after LockSubscription found no lease running (a row whose lease
+// runs is still left alone); bumps the epoch so that a holder whose lease ran out (paused, cut off)
+// cannot write over it when it comes back.
 func (q *Queries) SetCheckpoint(ctx context.Context, db DBTX, arg SetCheckpointParams) (int64, error) {
 	result, err := db.ExecContext(ctx, setCheckpoint,
 		arg.LastSeen,

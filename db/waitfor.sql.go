@@ -63,7 +63,7 @@ func (q *Queries) AppendedRange(ctx context.Context, db DBTX, eventIds []uuid.UU
 	return i, err
 }
 
-const subscriptionProgress = `-- name: SubscriptionProgress :one
+const subscriptionProgress = `-- name: SubscriptionProgress :many
 SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = $1::text AND subscription_name = $2::text
 `
@@ -78,10 +78,26 @@ type SubscriptionProgressRow struct {
 	StreamPk sql.NullInt64
 }
 
-// A subscription's stored checkpoint, for read-your-writes.
-func (q *Queries) SubscriptionProgress(ctx context.Context, db DBTX, arg SubscriptionProgressParams) (SubscriptionProgressRow, error) {
-	row := db.QueryRowContext(ctx, subscriptionProgress, arg.StreamName, arg.SubscriptionName)
-	var i SubscriptionProgressRow
-	err := row.Scan(&i.LastSeen, &i.StreamPk)
-	return i, err
+// A subscription's stored checkpoints (one per segment), for read-your-writes.
+func (q *Queries) SubscriptionProgress(ctx context.Context, db DBTX, arg SubscriptionProgressParams) ([]SubscriptionProgressRow, error) {
+	rows, err := db.QueryContext(ctx, subscriptionProgress, arg.StreamName, arg.SubscriptionName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SubscriptionProgressRow
+	for rows.Next() {
+		var i SubscriptionProgressRow
+		if err := rows.Scan(&i.LastSeen, &i.StreamPk); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

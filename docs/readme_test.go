@@ -35,6 +35,7 @@ var (
 	withdrawn []es.EventData
 	deposited []es.EventData
 	acc    *Account
+	handler es.Handler
 )
 
 type MoneyDeposited struct{ Amount int }

@@ -235,5 +235,18 @@ func (d *dispatcher) safePosition() int64 {
 	return low
 }
 
+// idle says whether every event read was acknowledged: nothing queued, nothing in flight.
+func (d *dispatcher) idle() bool {
+	if len(d.queue) > 0 {
+		return false
+	}
+	for _, m := range d.members {
+		if len(m.inflight) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // queued is how many events wait for delivery.
 func (d *dispatcher) queued() int { return len(d.queue) }

@@ -119,8 +119,8 @@ func (s *Store) DiscardParked(ctx context.Context, stream, name string, ids ...i
 // subscriptionExists is ErrSubscriptionNotFound for an unknown subscription, so that a typo in
 // a name does not look like "nothing parked".
 func (s *Store) subscriptionExists(ctx context.Context, op, stream, name string) error {
-	_, err := s.q.GetSubscription(ctx, s.tmpl.Wrap(s.db), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
-	if errors.Is(err, sql.ErrNoRows) {
+	r, err := s.q.GetSubscription(ctx, s.tmpl.Wrap(s.db), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
+	if err == nil && r.Rows == 0 {
 		return opError(op, stream, fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name))
 	}
 	return mapDBError(op, stream, err)
@@ -143,19 +143,16 @@ func (s *Store) checkParkedArgs(op, stream, name string) error {
 	return checkSubscriptionName(op, stream, name)
 }
 
-// parkedChanged tells the projection, when it runs in this process, to look at its parked events.
+// parkedChanged tells the projection (each of its segments) running in this process to look at
+// its parked events.
 func (s *Store) parkedChanged(stream, name string) {
-	s.subsMu.Lock()
-	sub := s.subs[subKey{stream, name}]
-	s.subsMu.Unlock()
-	if sub == nil {
-		return
-	}
-	sub.mu.Lock()
-	f := sub.onParked
-	sub.mu.Unlock()
-	if f != nil {
-		f()
+	for _, sub := range s.running(stream, name) {
+		sub.mu.Lock()
+		f := sub.onParked
+		sub.mu.Unlock()
+		if f != nil {
+			f()
+		}
 	}
 }
 
@@ -165,7 +162,7 @@ var errParkedGone = errors.New("parked event gone")
 // retryParked runs the retries asked for, while this process holds the lease: per partition
 // key, in position order, the events marked for a retry and (ParkWaitKey) those waiting behind
 // them. A key stops at its first event that fails again.
-func (p *Projection) retryParked() {
+func (p *projector) retryParked() {
 	epoch, pk, ok := p.sub.lease()
 	if !ok || !p.sync(epoch) {
 		return
@@ -220,7 +217,7 @@ func (p *Projection) retryParked() {
 // retryOne runs the handler for one parked event, with the projection's attempts and backoff, in
 // a transaction that deletes its row (found false: the event no longer exists, its row is
 // dropped). It returns the attempts made and the last error.
-func (p *Projection) retryOne(id int64, ev RecordedEvent, found bool, epoch, pk int64) (int, error) {
+func (p *projector) retryOne(id int64, ev RecordedEvent, found bool, epoch, pk int64) (int, error) {
 	backoff := p.opts.MinBackoff
 	for attempt := 1; ; attempt++ {
 		err := p.inTx(epoch, pk, func(tx *sql.Tx, checkpoint int64) (int64, error) {
@@ -249,7 +246,7 @@ func (p *Projection) retryOne(id int64, ev RecordedEvent, found bool, epoch, pk 
 }
 
 // readParked reads a parked event again, as the projection received it.
-func (p *Projection) readParked(pos int64, id uuid.UUID) (RecordedEvent, bool, error) {
+func (p *projector) readParked(pos int64, id uuid.UUID) (RecordedEvent, bool, error) {
 	sub := p.sub
 	events, _, _, _, err := p.s.readSource(p.ctx, sub.stream, sub.all, sub.f, pos-1, 1)
 	if err != nil || len(events) == 0 || events[0].EventNumber != pos || events[0].EventID != id {
@@ -262,7 +259,7 @@ func (p *Projection) readParked(pos int64, id uuid.UUID) (RecordedEvent, bool, e
 	return ev, true, nil
 }
 
-func (p *Projection) setParked(id int64, status ParkedStatus, msg string, attempts int) {
+func (p *projector) setParked(id int64, status ParkedStatus, msg string, attempts int) {
 	err := p.s.q.SetParked(p.ctx, p.s.tmpl.Wrap(p.s.db), db.SetParkedParams{
 		ID: id, Status: string(status), Error: msg, Attempts: int32(min(attempts, 1<<30)),
 	})

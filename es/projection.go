@@ -37,7 +37,14 @@ const (
 	// DefaultParkedCheckInterval is how often a projection looks for retries asked for by other
 	// processes.
 	DefaultParkedCheckInterval = 5 * time.Second
+	// MaxSegments bounds ProjectionOptions.Segments: each segment is a row, a lease and a reader.
+	MaxSegments = 1024
 )
+
+// ErrSegmentCount: a subscription exists with another number of segments than asked for
+// (ProjectionOptions.Segments; a plain subscription has 1). The number cannot change while the
+// subscription exists: its checkpoints are per segment.
+var ErrSegmentCount = errors.New("subscription has another number of segments")
 
 // ParkPolicy is what a projection does with the later events of a parked event's partition key
 // (ProjectionOptions.PartitionBy, the stream by default).
@@ -80,6 +87,20 @@ type ProjectionOptions struct {
 	// RetryParked and DiscardParked reach it at once). At most MaxSubscriptionInterval. Defaults
 	// to DefaultParkedCheckInterval (5s).
 	ParkedCheckInterval time.Duration
+	// Segments splits the subscription into this many segments by a hash of the partition key
+	// (PartitionBy, the event's stream by default): FNV-1a, 64 bits, of the key's bytes, modulo
+	// Segments. Each segment has its own lease, checkpoint and parked events, and is handled by
+	// one process at a time, so a key's events are handled in order, by one process at a time,
+	// across every process that projects the subscription. Processes share the segments fairly
+	// (each takes Segments/processes, give or take one) and rebalance when one joins, leaves
+	// or dies: within about two Config.LeaseRenewInterval of a join or a Close, and
+	// Config.LeaseDuration plus that of a death. Within a process, segments are handled
+	// concurrently, each in its own transaction (mind the pool size). The number is fixed when
+	// the subscription is created: projecting it with another is ErrSegmentCount (delete it and
+	// project again, from a checkpoint, to change it). Every segment reads the whole subscribed
+	// stream and keeps its own events, so reads grow with the segments a process holds. At most
+	// MaxSegments. Defaults to 1 (no segments: one process handles everything, the others wait).
+	Segments int
 	// TxOptions are the options of the transactions handlers run in: read-write (the checkpoint
 	// is written in them), at read committed, repeatable read or serializable; other values are
 	// ErrInvalidArgument. Defaults to nil (the database's default isolation).
@@ -102,6 +123,8 @@ func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptio
 	case c.MaxBackoff > MaxSubscriptionInterval, c.MinBackoff > MaxSubscriptionInterval, c.ParkedCheckInterval > MaxSubscriptionInterval:
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: MinBackoff %s, MaxBackoff %s and ParkedCheckInterval %s must be at most %s",
 			ErrInvalidArgument, c.MinBackoff, c.MaxBackoff, c.ParkedCheckInterval, MaxSubscriptionInterval)
+	case c.Segments < 0 || c.Segments > MaxSegments:
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: Segments %d: between 1 and %d", ErrInvalidArgument, c.Segments, MaxSegments)
 	case c.ParkPolicy != ParkWaitKey && c.ParkPolicy != ParkSkip:
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: ParkPolicy %d", ErrInvalidArgument, c.ParkPolicy)
 	case c.TxOptions != nil && c.TxOptions.ReadOnly:
@@ -110,6 +133,9 @@ func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptio
 		sql.LevelRepeatableRead, sql.LevelSerializable}, c.TxOptions.Isolation):
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: TxOptions.Isolation %s: PostgreSQL runs read committed, repeatable read or serializable",
 			ErrInvalidArgument, c.TxOptions.Isolation)
+	}
+	if c.Segments == 0 {
+		c.Segments = 1
 	}
 	if c.ParkedCheckInterval == 0 {
 		c.ParkedCheckInterval = DefaultParkedCheckInterval
@@ -134,10 +160,18 @@ func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptio
 	return c, so, err
 }
 
-// Projection runs a Handler over a persistent subscription (Store.Project). Like any persistent
-// subscription it runs in one process at a time, the one holding its lease; the others wait and
-// take over when it stops or dies.
+// Projection runs a Handler over a persistent subscription (Store.Project). Without segments it
+// runs in one process at a time, the one holding the subscription's lease; the others wait and
+// take over when it stops or dies. With ProjectionOptions.Segments, every process running it
+// handles its fair share of the segments.
 type Projection struct {
+	one   *projector    // without segments
+	group *segmentGroup // with segments
+}
+
+// projector runs a Handler over one persistent subscription, or one segment of it, in this
+// process.
+type projector struct {
 	s       *Store
 	stream  string
 	name    string
@@ -173,8 +207,13 @@ type Projection struct {
 // RetryParked and DiscardParked act on parked events; the projection holding the lease runs the
 // retries, in order, in its process. ctx bounds the projection's life, as Close does.
 //
+// With Segments > 1 the subscription is split by a hash of the partition key into that many
+// segments, each with its own lease, checkpoint and parked events, and shared by every process
+// (Store) that projects it: see ProjectionOptions.Segments.
+//
 // Errors: ErrInvalidArgument (bad options, nil handler), ErrSubscriptionExists (the subscription
-// already runs in this process), ErrClosed, or the database's error creating the subscription.
+// already runs in this process), ErrSegmentCount (the subscription exists with another number
+// of segments), ErrClosed, or the database's error creating the subscription.
 func (s *Store) Project(ctx context.Context, stream, name string, opts *ProjectionOptions, handler Handler) (*Projection, error) {
 	const op = "project"
 	if _, err := s.options(op, stream, nil); err != nil {
@@ -196,6 +235,22 @@ func (s *Store) Project(ctx context.Context, stream, name string, opts *Projecti
 	if _, _, err := subscriptionFilter(stream, so.Categories, so.StreamPrefixes, so.EventTypes); err != nil {
 		return nil, opError(op, stream, err)
 	}
+	if po.Segments > 1 {
+		g, err := s.projectSegments(ctx, stream, name, po, so, handler)
+		if err != nil {
+			return nil, err
+		}
+		return &Projection{group: g}, nil
+	}
+	p, err := s.newProjector(ctx, stream, name, po, so, handler)
+	if err != nil {
+		return nil, err
+	}
+	return &Projection{one: p}, nil
+}
+
+// newProjector starts handler over the subscription (or segment) so describes.
+func (s *Store) newProjector(ctx context.Context, stream, name string, po ProjectionOptions, so SubscriptionOptions, handler Handler) (*projector, error) {
 	h, err := s.subscribe(ctx, stream, name, so)
 	if err != nil {
 		return nil, err
@@ -204,13 +259,10 @@ func (s *Store) Project(ctx context.Context, stream, name string, opts *Projecti
 	// The subscriber ends with the store's Close, a delete or ctx: a running handler's context
 	// ends with it, so Close stays bounded.
 	context.AfterFunc(h.sub.ctx, cancel)
-	p := &Projection{
-		s: s, stream: stream, name: name, opts: po, keyOf: po.PartitionBy, handler: handler, h: h, sub: h.sub,
+	p := &projector{
+		s: s, stream: stream, name: name, opts: po, keyOf: po.keyOf(), handler: handler, h: h, sub: h.sub,
 		ctx: pctx, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
 		blocked: map[string]bool{},
-	}
-	if p.keyOf == nil {
-		p.keyOf = func(ev RecordedEvent) string { return ev.StreamID }
 	}
 	h.sub.mu.Lock()
 	h.sub.onParked = p.wakeParked
@@ -219,34 +271,78 @@ func (s *Store) Project(ctx context.Context, stream, name string, opts *Projecti
 	return p, nil
 }
 
-// Subscribed is closed once this process holds the projection's lease and handles its events.
-func (p *Projection) Subscribed() <-chan struct{} { return p.h.Subscribed() }
+// keyOf is the partition key of events: PartitionBy's, or the stream.
+func (o ProjectionOptions) keyOf() func(RecordedEvent) string {
+	if o.PartitionBy != nil {
+		return o.PartitionBy
+	}
+	return func(ev RecordedEvent) string { return ev.StreamID }
+}
+
+// Subscribed is closed once this process holds the projection's lease and handles its events
+// (with segments: once it holds the lease of one of them).
+func (p *Projection) Subscribed() <-chan struct{} {
+	if p.group != nil {
+		return p.group.subscribed
+	}
+	return p.one.h.Subscribed()
+}
 
 // Done is closed when the projection has stopped: after Close, its context's end, the
 // subscription's deletion or the store's Close.
-func (p *Projection) Done() <-chan struct{} { return p.done }
+func (p *Projection) Done() <-chan struct{} {
+	if p.group != nil {
+		return p.group.done
+	}
+	return p.one.done
+}
 
 // Err says why the projection stopped: nil while it runs and after Close, ErrSubscriptionNotFound
 // after a delete, ErrClosed when the store closed, or its context's error (cause).
-func (p *Projection) Err() error { return p.h.Err() }
+func (p *Projection) Err() error {
+	if p.group != nil {
+		return p.group.err()
+	}
+	return p.one.h.Err()
+}
+
+// Segments returns the segments whose leases this process holds now, in order: [0] for a
+// projection without segments while it holds the lease, nil while another process does.
+func (p *Projection) Segments() []int {
+	if p.group != nil {
+		return p.group.held()
+	}
+	if _, _, ok := p.one.sub.lease(); ok {
+		return []int{0}
+	}
+	return nil
+}
 
 // Close stops the projection: a handler running is cancelled (its transaction rolls back), the
 // checkpoint of what was committed is written (forward-only) and the lease released, so a
-// waiting process takes over. Close waits for that. Safe to call more than once.
+// waiting process takes over (with segments: this process leaves, and the others share its
+// segments out at their next heartbeat). Close waits for that. Safe to call more than once.
 func (p *Projection) Close() error {
+	if p.group != nil {
+		return p.group.close()
+	}
+	return p.one.close()
+}
+
+func (p *projector) close() error {
 	p.closeOnce.Do(p.cancel)
 	<-p.done
 	return nil
 }
 
-func (p *Projection) wakeParked() {
+func (p *projector) wakeParked() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (p *Projection) run() {
+func (p *projector) run() {
 	defer close(p.done)
 	defer func() {
 		if p.sub.ctx.Err() != nil {
@@ -276,7 +372,7 @@ func (p *Projection) run() {
 
 // sync loads the blocked keys when the lease changed since they were loaded. It reports false
 // when they cannot be known now.
-func (p *Projection) sync(epoch int64) bool {
+func (p *projector) sync(epoch int64) bool {
 	if epoch == p.epoch {
 		return true
 	}
@@ -290,7 +386,7 @@ func (p *Projection) sync(epoch int64) bool {
 }
 
 // loadBlocked reads the partition keys with parked events (ParkWaitKey).
-func (p *Projection) loadBlocked() bool {
+func (p *projector) loadBlocked() bool {
 	keys, err := p.s.q.BlockedKeys(p.ctx, p.s.tmpl.Wrap(p.s.db), p.sub.start.id)
 	if err != nil {
 		if p.ctx.Err() == nil {
@@ -308,7 +404,7 @@ func (p *Projection) loadBlocked() bool {
 }
 
 // handle applies one delivered batch.
-func (p *Projection) handle(batch []RecordedEvent) {
+func (p *projector) handle(batch []RecordedEvent) {
 	batch, epoch, pk, ok := p.sub.claimBatch(p.h, batch)
 	if !ok {
 		return // delivered under a lease since lost: delivered again from the checkpoint
@@ -324,7 +420,7 @@ func (p *Projection) handle(batch []RecordedEvent) {
 // flow applies batch, trying it MaxAttempts times, then one event at a time, parking the first
 // that fails alone. It reports false when it stopped short (lease lost, projection stopped): the
 // events not committed are delivered again from the checkpoint.
-func (p *Projection) flow(batch []RecordedEvent, epoch, pk int64) bool {
+func (p *projector) flow(batch []RecordedEvent, epoch, pk int64) bool {
 	backoff := p.opts.MinBackoff
 	for attempt := 1; ; attempt++ {
 		err := p.apply(batch, epoch, pk)
@@ -351,7 +447,7 @@ func (p *Projection) flow(batch []RecordedEvent, epoch, pk int64) bool {
 }
 
 // isolate applies batch one event at a time; the first that fails is parked and the rest flow.
-func (p *Projection) isolate(batch []RecordedEvent, epoch, pk int64, attempts int) bool {
+func (p *projector) isolate(batch []RecordedEvent, epoch, pk int64, attempts int) bool {
 	for i, ev := range batch {
 		err := p.apply(batch[i:i+1], epoch, pk)
 		if err == nil {
@@ -376,7 +472,7 @@ func (p *Projection) isolate(batch []RecordedEvent, epoch, pk int64, attempts in
 const maxParkedError = 4000
 
 // park parks ev, with its handler's error, in the transaction that moves the checkpoint past it.
-func (p *Projection) park(ev RecordedEvent, epoch, pk int64, cause error, attempts int) bool {
+func (p *projector) park(ev RecordedEvent, epoch, pk int64, cause error, attempts int) bool {
 	key := p.keyOf(ev)
 	msg := cause.Error()
 	if len(msg) > maxParkedError {
@@ -417,7 +513,7 @@ func (p *Projection) park(ev RecordedEvent, epoch, pk int64, cause error, attemp
 
 // stopped says whether err ends the handling of the current lease: the projection stopped, or
 // the lease is lost (then the runner is told at once).
-func (p *Projection) stopped(err error) bool {
+func (p *projector) stopped(err error) bool {
 	switch {
 	case p.ctx.Err() != nil:
 		return true
@@ -429,7 +525,7 @@ func (p *Projection) stopped(err error) bool {
 }
 
 // sleep waits d, or until the projection stops (false).
-func (p *Projection) sleep(d time.Duration) bool {
+func (p *projector) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -443,7 +539,7 @@ func (p *Projection) sleep(d time.Duration) bool {
 // apply runs the handler for batch in a transaction that also moves the checkpoint, fenced by
 // epoch. Events at or below the stored checkpoint (a commit that went through although its
 // outcome was unknown) are not applied again; events of blocked keys are parked as waiting.
-func (p *Projection) apply(batch []RecordedEvent, epoch, pk int64) error {
+func (p *projector) apply(batch []RecordedEvent, epoch, pk int64) error {
 	return p.inTx(epoch, pk, func(tx *sql.Tx, checkpoint int64) (int64, error) {
 		i := slices.IndexFunc(batch, func(ev RecordedEvent) bool { return ev.EventNumber > checkpoint })
 		if i < 0 {
@@ -478,7 +574,7 @@ func (p *Projection) apply(batch []RecordedEvent, epoch, pk int64) error {
 }
 
 // call runs the handler; a panic in it is its error (retried, then parked), not the process's end.
-func (p *Projection) call(tx *sql.Tx, batch []RecordedEvent) (err error) {
+func (p *projector) call(tx *sql.Tx, batch []RecordedEvent) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.s.logger.Error("projection handler panicked", "stream", p.stream, "subscription", p.name,
@@ -496,7 +592,7 @@ var ErrHandlerPanicked = errors.New("projection handler panicked")
 // inTx runs f in a transaction and writes the checkpoint f returns in it, fenced by epoch and
 // forward-only (no write when f returns the checkpoint it got). f gets the stored checkpoint
 // (-1 when the stream was re-created since).
-func (p *Projection) inTx(epoch, pk int64, f func(tx *sql.Tx, checkpoint int64) (int64, error)) error {
+func (p *projector) inTx(epoch, pk int64, f func(tx *sql.Tx, checkpoint int64) (int64, error)) error {
 	s := p.s
 	tx, err := s.db.BeginTx(p.ctx, p.opts.TxOptions)
 	if err != nil {

@@ -382,7 +382,9 @@ func (sub *subscription) dispatch() {
 func (sub *subscription) checkpoint(ctx context.Context, force bool) error {
 	sub.mu.Lock()
 	pos := sub.d.safePosition()
-	if !sub.active || !sub.cp.due(pos, force || sub.pkChanged, time.Now()) {
+	// Idle (everything read is acknowledged): the checkpoint goes to where the reads got, so that
+	// positions filtered out after the last event delivered do not wait for the next event.
+	if !sub.active || !sub.cp.due(pos, force || sub.pkChanged || sub.d.idle(), time.Now()) {
 		sub.mu.Unlock()
 		return nil
 	}

@@ -130,6 +130,7 @@ type Store struct {
 	pollInterval time.Duration
 	subsMu       sync.Mutex
 	subs         map[subKey]*subscription
+	groups       map[subKey]*segmentGroup // segmented projections (segment is 0 in the key)
 	transients   map[*TransientSubscription]struct{}
 	listenOnce   sync.Once
 	listenConn   *notify.Listener
@@ -238,6 +239,7 @@ func New(database *sql.DB, cfg *Config) (*Store, error) {
 
 		pollInterval: c.SubscriptionPollInterval,
 		subs:         map[subKey]*subscription{},
+		groups:       map[subKey]*segmentGroup{},
 		transients:   map[*TransientSubscription]struct{}{},
 	}
 	// The data type is fixed for the schema's life: read it now, so that no call made in a

@@ -124,6 +124,10 @@ type SubscriptionOptions struct {
 	// forwardOnly is set by Project: every checkpoint write is forward-only (greatest of the
 	// stored and the new position), since handlers commit checkpoints with their effects.
 	forwardOnly bool
+	// segment, with segments > 1, is the segment of a segmented projection this subscription
+	// runs, from its row segmentStart (created by the segment group).
+	segment, segments int
+	segmentStart      subscriptionStart
 }
 
 func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {
@@ -252,11 +256,16 @@ func (s *Store) SubscribeToAll(ctx context.Context, name string, opts *Subscript
 	return s.SubscribeToStream(ctx, AllStream, name, opts)
 }
 
-type subKey struct{ stream, name string }
+// subKey names a running subscription in a Store's registry: a segment of a segmented
+// projection runs as a subscription of its own.
+type subKey struct {
+	stream, name string
+	segment      int
+}
 
 func (s *Store) subscribe(ctx context.Context, stream, name string, o SubscriptionOptions) (*Subscriber, error) {
 	const op = "subscribe"
-	key := subKey{stream, name}
+	key := subKey{stream, name, o.segment}
 	var start *subscriptionStart
 	for {
 		s.subsMu.Lock()
@@ -308,6 +317,9 @@ type subscriptionStart struct {
 
 // createSubscription resolves StartFrom and creates the subscription's row unless it exists.
 func (s *Store) createSubscription(ctx context.Context, stream, name string, o SubscriptionOptions) (subscriptionStart, error) {
+	if o.segments > 1 {
+		return o.segmentStart, nil // the group created every segment's row
+	}
 	start, pk := o.StartFrom, int64(0)
 	all, _, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes)
 	if start == StartCurrent || !all {
@@ -330,6 +342,9 @@ func (s *Store) createSubscription(ctx context.Context, stream, name string, o S
 	r, err := s.q.CreateSubscription(ctx, s.tmpl.Wrap(s.db), db.CreateSubscriptionParams{
 		StreamName: stream, SubscriptionName: name, Start: start, StreamPk: nullPK(pk),
 	})
+	if err == nil && r.Segments != 1 {
+		err = segmentCountError(name, int(r.Segments), 1)
+	}
 	return subscriptionStart{id: r.ID, checkpoint: r.LastSeen, streamPK: pk}, err
 }
 
@@ -337,7 +352,7 @@ func (s *Store) createSubscription(ctx context.Context, stream, name string, o S
 func (s *Store) forget(sub *subscription) {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
-	key := subKey{sub.stream, sub.name}
+	key := subKey{sub.stream, sub.name, sub.opts.segment}
 	if s.subs[key] == sub {
 		delete(s.subs, key)
 	}

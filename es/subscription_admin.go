@@ -2,9 +2,9 @@ package es
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/go-eventstore/eventstore/db"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
@@ -37,11 +37,11 @@ func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opt
 		// here stops at its next write or renewal after the commit, as one elsewhere does.
 		return nil
 	}
-	s.subsMu.Lock()
-	sub := s.subs[subKey{stream, name}]
-	s.subsMu.Unlock()
-	if sub != nil {
+	subs := s.running(stream, name)
+	for _, sub := range subs {
 		sub.stop(ErrSubscriptionNotFound)
+	}
+	for _, sub := range subs {
 		select {
 		case <-sub.done:
 		case <-ctx.Done():
@@ -51,8 +51,23 @@ func (s *Store) DeleteSubscription(ctx context.Context, stream, name string, opt
 	return nil
 }
 
+// running returns the subscription name of stream running in this process: one, or one per
+// segment held or waited for, or none.
+func (s *Store) running(stream, name string) []*subscription {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	var out []*subscription
+	for k, sub := range s.subs {
+		if k.stream == stream && k.name == name {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
 // SubscriptionCheckpoint returns the last position a persistent subscription has checkpointed:
-// every event up to it was acknowledged. Errors: ErrSubscriptionNotFound.
+// every event up to it was acknowledged. For a segmented projection (ProjectionOptions.Segments)
+// it is the least of its segments' checkpoints. Errors: ErrSubscriptionNotFound.
 func (s *Store) SubscriptionCheckpoint(ctx context.Context, stream, name string, opts ...Option) (int64, error) {
 	const op = "subscription checkpoint"
 	o, err := s.options(op, stream, opts)
@@ -66,7 +81,7 @@ func (s *Store) SubscriptionCheckpoint(ctx context.Context, stream, name string,
 		return 0, err
 	}
 	r, err := s.q.GetSubscription(ctx, s.conn(o), db.GetSubscriptionParams{StreamName: stream, SubscriptionName: name})
-	if errors.Is(err, sql.ErrNoRows) {
+	if err == nil && r.Rows == 0 {
 		return 0, opError(op, stream, fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name))
 	}
 	return r.LastSeen, mapDBError(op, stream, err)
@@ -77,7 +92,8 @@ func (s *Store) SubscriptionCheckpoint(ctx context.Context, stream, name string,
 // to rebuild a projection. For a stream subscription, pos counts in the stream as it is now. A
 // projection's parked events after pos are forgotten: they are delivered (and handled) again. It is
 // refused with ErrSubscriptionActive while a process holds the subscription's lease (stop its
-// subscribers first); a holder whose lease ran out cannot write over the new checkpoint.
+// subscribers first); a holder whose lease ran out cannot write over the new checkpoint. Every
+// segment of a segmented projection moves to pos, and only while no segment's lease runs.
 func (s *Store) SetSubscriptionCheckpoint(ctx context.Context, stream, name string, pos int64) error {
 	const op = "set subscription checkpoint"
 	if _, err := s.options(op, stream, nil); err != nil {
@@ -105,14 +121,18 @@ func (s *Store) SetSubscriptionCheckpoint(ctx context.Context, stream, name stri
 		}); err != nil {
 			return err
 		}
-		n, err := s.q.SetCheckpoint(ctx, conn, db.SetCheckpointParams{
-			LastSeen: pos, StreamPk: nullPK(pk), StreamName: stream, SubscriptionName: name,
-		})
+		// Every segment's row, locked: all of them move, or none while any lease runs.
+		rows, err := s.q.LockSubscription(ctx, conn, db.LockSubscriptionParams{StreamName: stream, SubscriptionName: name})
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if slices.ContainsFunc(rows, func(r db.LockSubscriptionRow) bool { return r.Held }) {
 			return opError(op, stream, fmt.Errorf("%w: %s: a process holds its lease", ErrSubscriptionActive, name))
+		}
+		if _, err := s.q.SetCheckpoint(ctx, conn, db.SetCheckpointParams{
+			LastSeen: pos, StreamPk: nullPK(pk), StreamName: stream, SubscriptionName: name,
+		}); err != nil {
+			return err
 		}
 		// Events after pos are delivered again: a projection's parked rows for them go.
 		_, err = s.q.ForgetParkedAfter(ctx, conn, db.ForgetParkedAfterParams{StreamName: stream, SubscriptionName: name, Position: pos})

@@ -12,14 +12,20 @@ import (
 // who holds its lease, and how far behind it is. It is what operators look at (cmd/es-admin) and
 // what the subscription metrics report.
 type SubscriptionInfo struct {
-	Stream     string // the subscribed stream, or AllStream
-	Name       string // the subscription's name
-	Checkpoint int64  // the last acknowledged position ($all) or stream version
+	Stream string // the subscribed stream, or AllStream
+	Name   string // the subscription's name
+	// Segment and Segments: a segmented projection (ProjectionOptions.Segments) is listed once
+	// per segment, each with its own checkpoint, lease and parked events; Segment counts from 0.
+	// A subscription without segments is segment 0 of 1.
+	Segment, Segments int
+	Checkpoint        int64 // the last acknowledged position ($all) or stream version
 	// Head is where the subscribed stream stands now: the last $all position, or the stream's
 	// version (0 when it does not exist or is soft deleted).
 	Head int64
 	// Lag is the number of events after the checkpoint: Head minus Checkpoint, never negative (a
-	// checkpoint counted in a stream's earlier, hard-deleted incarnation counts from 0).
+	// checkpoint counted in a stream's earlier, hard-deleted incarnation counts from 0). For a
+	// segment, Lag and LagSeconds count the events after its checkpoint whatever their segment:
+	// an upper bound of its own.
 	Lag int64
 	// LagSeconds is the age of the first event after the checkpoint, on the database's clock: how
 	// long the oldest event not yet acknowledged has waited. 0 when none waits.
@@ -29,7 +35,7 @@ type SubscriptionInfo struct {
 	Holder         string
 	Held           bool
 	LeaseExpiresAt *time.Time // nil when free
-	Epoch          int64      // bumped by every lease take and every operator checkpoint change
+	Epoch          int64      // bumped by every lease take and release, and every operator checkpoint change
 	// Parked is the number of the subscription's parked events (see Store.Project and
 	// ListParked), whatever their status: failed, waiting behind one, or marked for a retry.
 	Parked    int64
@@ -47,7 +53,7 @@ type ListSubscriptionsOptions struct {
 }
 
 // ListSubscriptions returns the schema's persistent subscriptions, of every process, ordered by
-// stream and name, with their checkpoints, leases, lag and parked events. It is read only, one query, and safe
+// stream, name and segment, with their checkpoints, leases, lag and parked events. It is read only, one query, and safe
 // to call while subscriptions run.
 func (s *Store) ListSubscriptions(ctx context.Context, lo ListSubscriptionsOptions, opts ...Option) ([]SubscriptionInfo, error) {
 	const op = "list subscriptions"
@@ -83,6 +89,8 @@ func (s *Store) ListSubscriptions(ctx context.Context, lo ListSubscriptionsOptio
 		in := SubscriptionInfo{
 			Stream:     r.StreamName,
 			Name:       r.SubscriptionName,
+			Segment:    int(r.Segment),
+			Segments:   int(r.Segments),
 			Checkpoint: r.LastSeen,
 			Head:       r.Head,
 			Lag:        max(r.Head-r.CountedFrom, 0),

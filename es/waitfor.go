@@ -2,7 +2,6 @@ package es
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,7 +54,8 @@ const (
 // concurrently before them count too). Events a projection parked count as handled. A stream
 // subscription must be of r's stream; when that stream was re-created since the append, there
 // is nothing left to wait for. The subscription may run in any process; WaitFor reads its
-// checkpoint from the database, at most every 100ms.
+// checkpoint from the database, at most every 100ms. A segmented projection has handled the
+// append once every segment's checkpoint passed it.
 //
 // Errors: ErrNotHandled wrapping ctx's error when ctx ends first, ErrSubscriptionNotFound,
 // ErrInvalidArgument (r nil or not filled, or of another stream than a stream subscription's),
@@ -92,17 +92,24 @@ func (s *Store) WaitFor(ctx context.Context, stream, name string, r *AppendResul
 				}
 				sequenced, target = true, q.Head
 			}
-			p, err := s.q.SubscriptionProgress(ctx, conn, db.SubscriptionProgressParams{StreamName: stream, SubscriptionName: name})
-			if errors.Is(err, sql.ErrNoRows) {
-				return false, ErrSubscriptionNotFound
-			}
+			rows, err := s.q.SubscriptionProgress(ctx, conn, db.SubscriptionProgressParams{StreamName: stream, SubscriptionName: name})
 			if err != nil {
 				return false, err
 			}
-			if !all && p.StreamPk.Valid && p.StreamPk.Int64 != r.streamPK {
-				return true, nil // a later incarnation of the stream: the append's is gone
+			if len(rows) == 0 {
+				return false, ErrSubscriptionNotFound
 			}
-			return p.LastSeen >= target && (all || p.StreamPk.Int64 == r.streamPK), nil
+			// Every segment: the append's events are in one of them, and which one depends on a
+			// partition key only the projection's process knows.
+			for _, p := range rows {
+				if !all && p.StreamPk.Valid && p.StreamPk.Int64 != r.streamPK {
+					return true, nil // a later incarnation of the stream: the append's is gone
+				}
+				if p.LastSeen < target || (!all && p.StreamPk.Int64 != r.streamPK) {
+					return false, nil
+				}
+			}
+			return true, nil
 		}()
 		switch {
 		case done:

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { estest.Main(m) }
 
 // eventStoreTables are the tables the migrations create, besides goose.VersionTable.
 var eventStoreTables = []string{
-	"all_counter", "all_events", "deletions", "events", "links", "parked_events", "pending", "settings", "snapshots", "streams", "subscriptions",
+	"all_counter", "all_events", "deletions", "events", "links", "parked_events", "pending", "settings", "snapshots", "streams", "subscription_members", "subscriptions",
 }
 
 // newSchemaName returns a fresh schema name, not created yet, dropped when the test ends.

@@ -7,7 +7,7 @@
 -- original event's time. parked counts the subscription's rows in parked_events, whatever their
 -- status (parked, waiting, retry).
 -- Filters: @stream_name ('' for any), @name_prefix ('' for any).
-SELECT s.stream_name, s.subscription_name, s.last_seen, s.holder, s.lease_expires_at, s.epoch,
+SELECT s.stream_name, s.subscription_name, s.segment, s.segments, s.last_seen, s.holder, s.lease_expires_at, s.epoch,
        s.created_at,
        (s.holder IS NOT NULL AND s.lease_expires_at > now())::bool AS held,
        h.head::bigint AS head,
@@ -41,7 +41,7 @@ LEFT JOIN LATERAL (
 ) o ON true
 WHERE (@stream_name::text = '' OR s.stream_name = @stream_name::text)
   AND (@name_prefix::text = '' OR starts_with(s.subscription_name, @name_prefix::text))
-ORDER BY s.stream_name, s.subscription_name
+ORDER BY s.stream_name, s.subscription_name, s.segment
 LIMIT @max_count::bigint;
 
 -- name: PendingAppends :one

@@ -1,17 +1,50 @@
 -- name: CreateSubscription :one
--- Creates the subscription with its checkpoint at @start (counted in stream incarnation
--- @stream_pk) unless it exists; returns its row either way (the no-op update makes RETURNING
--- return an existing row, also one a concurrent call just created).
+-- Creates the subscription (segment 0 of 1) with its checkpoint at @start (counted in stream
+-- incarnation @stream_pk) unless it exists; returns its row either way (the no-op update makes
+-- RETURNING return an existing row, also one a concurrent call just created). segments tells a
+-- segmented subscription's first segment.
 INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen, stream_pk)
 VALUES (@stream_name::text, @subscription_name::text, @start::bigint, sqlc.narg(stream_pk)::bigint)
-ON CONFLICT (stream_name, subscription_name) DO UPDATE SET stream_name = EXCLUDED.stream_name
-RETURNING id, last_seen;
+ON CONFLICT (stream_name, subscription_name, segment) DO UPDATE SET stream_name = EXCLUDED.stream_name
+RETURNING id, last_seen, segments;
+
+-- name: CreateSegments :many
+-- Creates the @segments rows of a segmented subscription, all at @start, unless it exists (with
+-- any number of segments); returns its rows either way, by segment. Empty when a concurrent call
+-- created them after this statement's snapshot: call again. @stream_pk 0: none.
+WITH wanted AS (
+    SELECT g.n - 1 AS n, @stream_name::text AS stream_name, @subscription_name::text AS subscription_name,
+           @segments::integer AS segments, @start::bigint AS start, nullif(@stream_pk::bigint, 0) AS stream_pk
+    FROM generate_series(1, @segments::integer) AS g (n)
+    WHERE NOT EXISTS (SELECT 1 FROM /* TEMPLATE: schema */subscriptions e
+                      WHERE e.stream_name = @stream_name::text AND e.subscription_name = @subscription_name::text)
+), created AS (
+    INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, segment, segments, last_seen, stream_pk)
+    SELECT w.stream_name, w.subscription_name, w.n, w.segments, w.start, w.stream_pk FROM wanted w
+    ON CONFLICT (stream_name, subscription_name, segment) DO NOTHING
+    RETURNING id, segment, segments, last_seen, stream_pk
+)
+SELECT c.id, c.segment, c.segments, c.last_seen, c.stream_pk FROM created c
+UNION ALL
+SELECT s.id, s.segment, s.segments, s.last_seen, s.stream_pk FROM /* TEMPLATE: schema */subscriptions s
+WHERE s.stream_name = @stream_name::text AND s.subscription_name = @subscription_name::text
+ORDER BY 2;
 
 -- name: GetSubscription :one
-SELECT id, last_seen, stream_pk, holder, lease_expires_at, epoch,
-       (holder IS NOT NULL AND lease_expires_at > now())::bool AS held
+-- A subscription's checkpoint: the least of its segments' (each segment has handled everything
+-- of its own up to its checkpoint). rows 0: no such subscription.
+SELECT COALESCE(min(last_seen), 0)::bigint AS last_seen, count(*)::bigint AS rows
 FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
+
+-- name: LockSubscription :many
+-- Locks a subscription's rows (every segment), in id order, for an operator's change; held:
+-- a process holds that segment's lease.
+SELECT id, (holder IS NOT NULL AND lease_expires_at > now())::bool AS held
+FROM /* TEMPLATE: schema */subscriptions
+WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text
+ORDER BY id
+FOR UPDATE;
 
 -- name: SubscriptionEpoch :one
 -- Tells a refused (fenced) checkpoint write from one of a deleted subscription.
@@ -81,17 +114,20 @@ WHERE id = @id::bigint AND epoch = @epoch::bigint AND EXISTS (SELECT 1 FROM sync
 
 -- name: ReleaseLease :execrows
 -- A clean stop: the last checkpoint and the lease's release in one durable write, fenced;
--- forward-only with @forward, as WriteCheckpoint.
+-- forward-only with @forward, as WriteCheckpoint. It bumps the epoch: a batched checkpoint write
+-- of the stopping holder still on its way (queued before the stop, flushed after) is then
+-- fenced too, and cannot move the checkpoint back behind the release's.
 UPDATE /* TEMPLATE: schema */subscriptions
 SET last_seen = CASE WHEN @forward::bool AND stream_pk IS NOT DISTINCT FROM sqlc.narg(stream_pk)::bigint
                      THEN greatest(last_seen, @last_seen::bigint) ELSE @last_seen::bigint END,
     stream_pk = sqlc.narg(stream_pk)::bigint,
-    holder = NULL, lease_expires_at = NULL
+    holder = NULL, lease_expires_at = NULL, epoch = epoch + 1
 WHERE id = @id::bigint AND epoch = @epoch::bigint;
 
 -- name: SetCheckpoint :execrows
--- An operator's checkpoint change: refused (no row) while a lease runs; bumps the epoch so that a
--- holder whose lease ran out (paused, cut off) cannot write over it when it comes back.
+-- An operator's checkpoint change, after LockSubscription found no lease running (a row whose lease
+-- runs is still left alone); bumps the epoch so that a holder whose lease ran out (paused, cut off)
+-- cannot write over it when it comes back.
 UPDATE /* TEMPLATE: schema */subscriptions
 SET last_seen = @last_seen::bigint, stream_pk = sqlc.narg(stream_pk)::bigint, epoch = epoch + 1,
     holder = NULL, lease_expires_at = NULL
@@ -99,8 +135,43 @@ WHERE stream_name = @stream_name::text AND subscription_name = @subscription_nam
   AND (holder IS NULL OR lease_expires_at <= now());
 
 -- name: DeleteSubscription :execrows
+-- Every segment's row, and the members of a segmented subscription.
+WITH members AS (
+    DELETE FROM /* TEMPLATE: schema */subscription_members
+    WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text
+)
 DELETE FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
+
+-- name: SegmentHeartbeat :exec
+-- A member of a segmented subscription says it still takes part, until @lease_seconds from now;
+-- members whose rows ran out are removed.
+WITH gone AS (
+    DELETE FROM /* TEMPLATE: schema */subscription_members
+    WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text
+      AND expires_at <= now() AND holder <> @holder::text
+)
+INSERT INTO /* TEMPLATE: schema */subscription_members (stream_name, subscription_name, holder, expires_at)
+VALUES (@stream_name::text, @subscription_name::text, @holder::text, now() + make_interval(secs => @lease_seconds::float8))
+ON CONFLICT (stream_name, subscription_name, holder) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+
+-- name: SegmentState :many
+-- A segmented subscription's segments, by segment, with the holder of each running lease ('' when
+-- free or run out), and the live members (sorted, the same on every row).
+SELECT s.segment, s.segments, s.id,
+       COALESCE(CASE WHEN s.lease_expires_at > now() THEN s.holder END, '')::text AS holder,
+       ARRAY(SELECT m.holder FROM /* TEMPLATE: schema */subscription_members m
+             WHERE m.stream_name = @stream_name::text AND m.subscription_name = @subscription_name::text
+               AND m.expires_at > now()
+             ORDER BY m.holder)::text[] AS members
+FROM /* TEMPLATE: schema */subscriptions s
+WHERE s.stream_name = @stream_name::text AND s.subscription_name = @subscription_name::text
+ORDER BY s.segment;
+
+-- name: LeaveSegments :exec
+-- A member's clean stop: the others take its segments over at their next heartbeat.
+DELETE FROM /* TEMPLATE: schema */subscription_members
+WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text AND holder = @holder::text;
 
 -- name: PollHeads :one
 -- What one poll of a process's subscriptions needs: the $all head and the deletions generation.

@@ -15,7 +15,7 @@ SELECT NOT EXISTS (
        )::bool AS sequenced,
        (SELECT c.last_position FROM /* TEMPLATE: schema */all_counter c WHERE c.id = 1)::bigint AS head;
 
--- name: SubscriptionProgress :one
--- A subscription's stored checkpoint, for read-your-writes.
+-- name: SubscriptionProgress :many
+-- A subscription's stored checkpoints (one per segment), for read-your-writes.
 SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;

@@ -29,7 +29,7 @@ var commands = map[string]func(context.Context, *command) error{
 
 // resetTables are the event store's data tables, emptied by reset. all_counter is set back to 0
 // instead, and the migrations table is kept.
-var resetTables = []string{"events", "streams", "links", "all_events", "pending", "snapshots", "subscriptions", "parked_events"}
+var resetTables = []string{"events", "streams", "links", "all_events", "pending", "snapshots", "subscriptions", "parked_events", "subscription_members"}
 
 func cmdCreate(ctx context.Context, c *command) error {
 	name, err := c.databaseName()

@@ -150,6 +150,7 @@ func fill(t *testing.T, db *sql.DB, schema string) {
 		`INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen) VALUES ('$all', 'sub', 1)`,
 		`INSERT INTO /* TEMPLATE: schema */parked_events (subscription_id, position, event_id, stream_name, partition_key, error, attempts, status)
 			SELECT id, 1, '00000000-0000-0000-0000-000000000001', 's-1', 's-1', 'boom', 5, 'parked' FROM /* TEMPLATE: schema */subscriptions`,
+		`INSERT INTO /* TEMPLATE: schema */subscription_members (stream_name, subscription_name, holder, expires_at) VALUES ('$all', 'sub', 'h', now())`,
 	}
 	for _, q := range stmts {
 		if _, err := db.ExecContext(t.Context(), sqltmpl.Apply(q, schema)); err != nil {
