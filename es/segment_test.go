@@ -14,7 +14,7 @@ func TestSegmentOfIsStable(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	for _, c := range []struct {
-		key       string
+		key        string
 		n16, n1024 int
 	}{{"", 5, 805}, {"account-1", 6, 598}, {"order-42", 4, 724}, {"ü", 10, 1002}} {
 		is.Equal(segmentOf(c.key, 16), c.n16)     // key c.key among 16
