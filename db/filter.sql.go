@@ -160,7 +160,8 @@ WITH c AS MATERIALIZED (
           AND (cardinality($5::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest($5::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
-        ORDER BY a.position LIMIT $6::bigint
+          AND ($6::integer <= 1 OR a.stream_pk % $6::integer = $7::integer)
+        ORDER BY a.position LIMIT $8::bigint
     ) h
     UNION ALL
     SELECT h.position, h.stream_pk, h.event_id, h.stream_version, h.event_type, h.causation_id, h.correlation_id, h.data, h.metadata, h.created_at FROM unnest(CASE WHEN cardinality($1::text[]) = 0 THEN $4::text[] ELSE '{}'::text[] END) AS k(name)
@@ -177,7 +178,8 @@ WITH c AS MATERIALIZED (
           AND (cardinality($5::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest($5::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
-        ORDER BY a.position LIMIT $6::bigint
+          AND ($6::integer <= 1 OR a.stream_pk % $6::integer = $7::integer)
+        ORDER BY a.position LIMIT $8::bigint
     ) h
     UNION ALL
     SELECT h.position, h.stream_pk, h.event_id, h.stream_version, h.event_type, h.causation_id, h.correlation_id, h.data, h.metadata, h.created_at FROM unnest(CASE WHEN cardinality($1::text[]) = 0 AND cardinality($4::text[]) = 0 THEN '{scan}'::text[] ELSE '{}'::text[] END) AS k(name)
@@ -194,7 +196,8 @@ WITH c AS MATERIALIZED (
           AND (cardinality($5::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest($5::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
-        ORDER BY a.position LIMIT $6::bigint
+          AND ($6::integer <= 1 OR a.stream_pk % $6::integer = $7::integer)
+        ORDER BY a.position LIMIT $8::bigint
     ) h
 )
 SELECT (-1)::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origin_name,
@@ -204,7 +207,7 @@ SELECT (-1)::bigint AS event_number, NULL::uuid AS event_id, NULL::text AS origi
 FROM c
 UNION ALL
 (SELECT h.position, h.event_id, os.stream_name, h.stream_version, h.event_type, h.causation_id, h.correlation_id, h.data, h.metadata, h.created_at
- FROM (SELECT position, stream_pk, event_id, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at FROM hits ORDER BY position LIMIT $6::bigint) h
+ FROM (SELECT position, stream_pk, event_id, stream_version, event_type, causation_id, correlation_id, data, metadata, created_at FROM hits ORDER BY position LIMIT $8::bigint) h
  CROSS JOIN LATERAL (
      SELECT s.stream_name FROM /* TEMPLATE: schema */streams s WHERE s.id = h.stream_pk OFFSET 0
  ) os)
@@ -217,6 +220,8 @@ type ReadAllFilteredForwardParams struct {
 	Upto       int64
 	EventTypes []string
 	Prefixes   []string
+	Segments   int32
+	Segment    int32
 	MaxCount   int64
 }
 
@@ -242,7 +247,8 @@ type ReadAllFilteredForwardRow struct {
 // match before sorting, instead of walking the index in position order up to the limit. The first row is a marker (event_number -1,
 // event_id NULL) whose origin_version is the last $all position this read's snapshot saw: a
 // reader that found fewer than max_count events has examined everything up to it (or to upto).
-// Hard-deleted events (holes) are stepped over.
+// Hard-deleted events (holes) are stepped over. With @segments above 1, only the events of
+// streams whose id modulo @segments is @segment (a segmented projection's segment).
 func (q *Queries) ReadAllFilteredForward(ctx context.Context, db DBTX, arg ReadAllFilteredForwardParams) ([]ReadAllFilteredForwardRow, error) {
 	rows, err := db.QueryContext(ctx, readAllFilteredForward,
 		pq.Array(arg.Categories),
@@ -250,6 +256,8 @@ func (q *Queries) ReadAllFilteredForward(ctx context.Context, db DBTX, arg ReadA
 		arg.Upto,
 		pq.Array(arg.EventTypes),
 		pq.Array(arg.Prefixes),
+		arg.Segments,
+		arg.Segment,
 		arg.MaxCount,
 	)
 	if err != nil {

@@ -58,6 +58,9 @@ type filter struct {
 	categories []string
 	prefixes   []string
 	eventTypes []string
+	// segment of segments (> 1): the events of streams whose internal id modulo segments is
+	// segment, for a segmented projection keyed by stream.
+	segment, segments int
 }
 
 func (o *callOptions) filter() filter {
@@ -65,7 +68,7 @@ func (o *callOptions) filter() filter {
 }
 
 func (f filter) isZero() bool {
-	return len(f.categories) == 0 && len(f.prefixes) == 0 && len(f.eventTypes) == 0
+	return len(f.categories) == 0 && len(f.prefixes) == 0 && len(f.eventTypes) == 0 && f.segments <= 1
 }
 
 // check validates a filter built by code other than the options (the subscription runtime).
@@ -96,7 +99,8 @@ func (f filter) check() error {
 // prefixes are given and each holds a '-', their categories too, so the read walks the category
 // index instead of scanning $all. scan reports that no index applies.
 func (f filter) plan() (q filter, scan bool) {
-	q = filter{categories: dedupe(f.categories), prefixes: dedupe(f.prefixes), eventTypes: dedupe(f.eventTypes)}
+	q = filter{categories: dedupe(f.categories), prefixes: dedupe(f.prefixes), eventTypes: dedupe(f.eventTypes),
+		segment: f.segment, segments: f.segments}
 	if len(q.categories) == 0 && len(q.prefixes) > 0 {
 		var cats []string
 		for _, p := range q.prefixes {
@@ -170,7 +174,7 @@ func (s *Store) readFilteredAfter(ctx context.Context, f filter, pos int64, n in
 func (s *Store) readFilteredForward(ctx context.Context, conn db.DBTX, op string, q filter, start, upto int64, n int) (events []RecordedEvent, last int64, err error) {
 	rows, err := s.q.ReadAllFilteredForward(ctx, conn, db.ReadAllFilteredForwardParams{
 		Categories: q.categories, Start: start, Upto: upto, EventTypes: q.eventTypes, Prefixes: q.prefixes,
-		MaxCount: int64(n),
+		Segments: int32(q.segments), Segment: int32(q.segment), MaxCount: int64(n),
 	})
 	if err != nil {
 		return nil, 0, mapDBError(op, "", err)

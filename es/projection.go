@@ -87,9 +87,13 @@ type ProjectionOptions struct {
 	// RetryParked and DiscardParked reach it at once). At most MaxSubscriptionInterval. Defaults
 	// to DefaultParkedCheckInterval (5s).
 	ParkedCheckInterval time.Duration
-	// Segments splits the subscription into this many segments by a hash of the partition key
-	// (PartitionBy, the event's stream by default): FNV-1a, 64 bits, of the key's bytes, modulo
-	// Segments. Each segment has its own lease, checkpoint and parked events, and is handled by
+	// Segments splits the subscription into this many segments by its partition key: without
+	// PartitionBy, by stream (the stream's internal id, given in creation order, modulo
+	// Segments, chosen in SQL, so that a segment reads its own events only); with PartitionBy,
+	// by FNV-1a (64 bits) of the key's bytes modulo Segments, chosen as events are read (every
+	// segment then reads the whole subscribed stream and keeps its own events, so a process's
+	// reads grow with the segments it holds). A single stream's projection needs PartitionBy
+	// to be segmented. Each segment has its own lease, checkpoint and parked events, and is handled by
 	// one process at a time, so a key's events are handled in order, by one process at a time,
 	// across every process that projects the subscription. Processes share the segments fairly
 	// (each takes Segments/processes, give or take one) and rebalance when one joins, leaves
@@ -97,9 +101,9 @@ type ProjectionOptions struct {
 	// Config.LeaseDuration plus that of a death. Within a process, segments are handled
 	// concurrently, each in its own transaction (mind the pool size). The number is fixed when
 	// the subscription is created: projecting it with another is ErrSegmentCount (delete it and
-	// project again, from a checkpoint, to change it). Every segment reads the whole subscribed
-	// stream and keeps its own events, so reads grow with the segments a process holds. At most
-	// MaxSegments. Defaults to 1 (no segments: one process handles everything, the others wait).
+	// project again, from a checkpoint, to change it); so is the choice of PartitionBy, which
+	// the store cannot check. At most MaxSegments. Defaults to 1 (no segments: one process
+	// handles everything, the others wait).
 	Segments int
 	// TxOptions are the options of the transactions handlers run in: read-write (the checkpoint
 	// is written in them), at read committed, repeatable read or serializable; other values are
@@ -107,7 +111,7 @@ type ProjectionOptions struct {
 	TxOptions *sql.TxOptions
 }
 
-func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptions, error) {
+func (o *ProjectionOptions) withDefaults(all bool) (ProjectionOptions, SubscriptionOptions, error) {
 	var c ProjectionOptions
 	if o != nil {
 		c = *o
@@ -125,6 +129,9 @@ func (o *ProjectionOptions) withDefaults() (ProjectionOptions, SubscriptionOptio
 			ErrInvalidArgument, c.MinBackoff, c.MaxBackoff, c.ParkedCheckInterval, MaxSubscriptionInterval)
 	case c.Segments < 0 || c.Segments > MaxSegments:
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: Segments %d: between 1 and %d", ErrInvalidArgument, c.Segments, MaxSegments)
+	case c.Segments > 1 && c.PartitionBy == nil && !all:
+		return c, SubscriptionOptions{}, fmt.Errorf("%w: Segments %d of a single stream's projection: its events have one key (the stream) unless PartitionBy gives them others",
+			ErrInvalidArgument, c.Segments)
 	case c.ParkPolicy != ParkWaitKey && c.ParkPolicy != ParkSkip:
 		return c, SubscriptionOptions{}, fmt.Errorf("%w: ParkPolicy %d", ErrInvalidArgument, c.ParkPolicy)
 	case c.TxOptions != nil && c.TxOptions.ReadOnly:
@@ -228,7 +235,8 @@ func (s *Store) Project(ctx context.Context, stream, name string, opts *Projecti
 	if err := checkSubscriptionName(op, stream, name); err != nil {
 		return nil, err
 	}
-	po, so, err := opts.withDefaults()
+	all, _, _ := subscriptionFilter(stream, nil, nil, nil)
+	po, so, err := opts.withDefaults(all)
 	if err != nil {
 		return nil, opError(op, stream, err)
 	}

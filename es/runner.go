@@ -54,6 +54,9 @@ type subscription struct {
 func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start subscriptionStart) *subscription {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	all, f, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes) // checked by Subscribe
+	if o.segmentByStream {
+		f.segment, f.segments = o.segment, o.segments
+	}
 	sub := &subscription{
 		store: s, stream: stream, name: name, opts: o, start: start, all: all, f: f,
 		ctx:    ctx,

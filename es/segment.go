@@ -12,9 +12,10 @@ import (
 	"github.com/go-eventstore/eventstore/db"
 )
 
-// segmentOf is the segment of a partition key among n: FNV-1a (64 bits) of its bytes, modulo n.
-// It is part of the stored format: a segment's checkpoint is only exact if every process, of
-// every version, maps each key to the same segment.
+// segmentOf is the segment of a PartitionBy key among n: FNV-1a (64 bits) of its bytes, modulo
+// n. It is part of the stored format: a segment's checkpoint is only exact if every process, of
+// every version, maps each key to the same segment. (Without PartitionBy, the key is the stream,
+// and the segment is the stream's id modulo n, chosen in SQL: see filter.)
 func segmentOf(key string, n int) int {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(key))
@@ -297,9 +298,13 @@ func (g *segmentGroup) round() {
 func (g *segmentGroup) start(i int) {
 	so := g.so
 	so.segment, so.segments, so.segmentStart = i, len(g.starts), g.starts[i]
-	n, keyOf, sel := len(g.starts), g.po.keyOf(), g.so.Selector
-	so.Selector = func(ev RecordedEvent) bool {
-		return segmentOf(keyOf(ev), n) == i && (sel == nil || sel(ev))
+	if by := g.po.PartitionBy; by != nil {
+		n, sel := len(g.starts), g.so.Selector
+		so.Selector = func(ev RecordedEvent) bool {
+			return segmentOf(by(ev), n) == i && (sel == nil || sel(ev))
+		}
+	} else {
+		so.segmentByStream = true // chosen in SQL, by the stream's id: see ProjectionOptions.Segments
 	}
 	p, err := g.s.newProjector(g.ctx, g.stream, g.name, g.po, so, g.handler)
 	if err != nil {

@@ -181,6 +181,8 @@ func TestSegmentedProjectionAdmin(t *testing.T) {
 		_, err := writer.Project(ctx, es.AllStream, "bad", &es.ProjectionOptions{Segments: n}, h)
 		is.True(errors.Is(err, es.ErrInvalidArgument)) // Segments out of range
 	}
+	_, err := writer.Project(ctx, "acc-1", "bad", &es.ProjectionOptions{Segments: 2}, h)
+	is.True(errors.Is(err, es.ErrInvalidArgument)) // one stream, one key: nothing to split without PartitionBy
 
 	m := member()
 	p, err := m.Project(ctx, es.AllStream, "seg", &es.ProjectionOptions{Segments: 4}, h)
@@ -245,7 +247,9 @@ func TestSegmentedProjectionParks(t *testing.T) {
 		}
 		return batchInsertHandler(table)(ctx, tx, batch)
 	}
-	opts := &es.ProjectionOptions{Segments: 4, MaxAttempts: 2, MinBackoff: 10 * time.Millisecond, ParkedCheckInterval: 50 * time.Millisecond}
+	// Keyed by PartitionBy (the stream again): segments are chosen as events are read.
+	opts := &es.ProjectionOptions{Segments: 4, MaxAttempts: 2, MinBackoff: 10 * time.Millisecond, ParkedCheckInterval: 50 * time.Millisecond,
+		SubscriptionOptions: es.SubscriptionOptions{PartitionBy: func(ev es.RecordedEvent) string { return ev.StreamID }}}
 	p, err := member().Project(ctx, es.AllStream, "seg", opts, h)
 	is.NoErr(err)
 	checkpointReaches(t, writer, es.AllStream, "seg", 63)

@@ -122,6 +122,18 @@ func startSegmentMember(t *testing.T, schema, table, name string) *segmentMember
 	return m
 }
 
+// waitLong is waitFor with room for 100,000 events through three processes on two shared cores.
+func waitLong(t *testing.T, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(4 * wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -155,20 +167,17 @@ func TestSegmentsAcrossProcesses(t *testing.T) {
 	w := startWriters(t, writer, writerOptions{writers: 10, streams: 1000, maxBatch: 20, limit: total})
 
 	// Mid-run: the second process dies without a word, and comes back.
-	waitFor(t, func() string { return fmt.Sprint(rows(t, table), " rows handled") }, func() bool { return rows(t, table) >= total/3 })
+	waitLong(t, func() string { return fmt.Sprint(rows(t, table), " rows handled") }, func() bool { return rows(t, table) >= total/3 })
 	is.NoErr(members[1].cmd.Process.Signal(syscall.SIGKILL))
 	<-members[1].exited
 	killedAt := rows(t, table)
 	members[1] = startSegmentMember(t, writer.Schema(), table, name)
 
-	w.Stop()
+	w.Wait()
 	appended := w.l.len()
+	t.Logf("%d events appended in %s", appended, time.Since(start).Round(time.Millisecond))
 	is.True(appended >= total)
-	long := 4 * wait // 100,000 events through three processes on two cores
-	deadline := time.Now().Add(long)
-	for rows(t, table) < appended && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitLong(t, func() string { return fmt.Sprint(rows(t, table), " rows handled of ", appended) }, func() bool { return rows(t, table) >= appended })
 	checkReadModel(t, table, appended)
 	t.Logf("%d events handled in %s; SIGKILL after %d", appended, time.Since(start).Round(time.Millisecond), killedAt)
 

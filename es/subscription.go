@@ -128,6 +128,9 @@ type SubscriptionOptions struct {
 	// runs, from its row segmentStart (created by the segment group).
 	segment, segments int
 	segmentStart      subscriptionStart
+	// segmentByStream: the segment's events are chosen in SQL by stream id (the default
+	// partition key), not by a Selector.
+	segmentByStream bool
 }
 
 func (o *SubscriptionOptions) withDefaults() (SubscriptionOptions, error) {

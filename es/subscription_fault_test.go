@@ -126,6 +126,9 @@ func startWriters(t *testing.T, store *es.Store, o writerOptions) *writers {
 	return w
 }
 
+// Wait waits until the writers reached their limit.
+func (w *writers) Wait() { w.wg.Wait() }
+
 // Stop stops the writers and waits for them: every batch they started is then resolved.
 func (w *writers) Stop() {
 	w.once.Do(func() { close(w.stop) })

@@ -8,7 +8,8 @@
 -- match before sorting, instead of walking the index in position order up to the limit. The first row is a marker (event_number -1,
 -- event_id NULL) whose origin_version is the last $all position this read's snapshot saw: a
 -- reader that found fewer than max_count events has examined everything up to it (or to upto).
--- Hard-deleted events (holes) are stepped over.
+-- Hard-deleted events (holes) are stepped over. With @segments above 1, only the events of
+-- streams whose id modulo @segments is @segment (a segmented projection's segment).
 WITH c AS MATERIALIZED (
     SELECT last_position FROM /* TEMPLATE: schema */all_counter WHERE id = 1
 ), hits AS (
@@ -27,6 +28,7 @@ WITH c AS MATERIALIZED (
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
+          AND (@segments::integer <= 1 OR a.stream_pk % @segments::integer = @segment::integer)
         ORDER BY a.position LIMIT @max_count::bigint
     ) h
     UNION ALL
@@ -44,6 +46,7 @@ WITH c AS MATERIALIZED (
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
+          AND (@segments::integer <= 1 OR a.stream_pk % @segments::integer = @segment::integer)
         ORDER BY a.position LIMIT @max_count::bigint
     ) h
     UNION ALL
@@ -61,6 +64,7 @@ WITH c AS MATERIALIZED (
           AND (cardinality(@prefixes::text[]) = 0 OR EXISTS (
                 SELECT 1 FROM /* TEMPLATE: schema */streams s, unnest(@prefixes::text[]) AS p(prefix)
                 WHERE s.id = a.stream_pk AND starts_with(s.stream_name, p.prefix)))
+          AND (@segments::integer <= 1 OR a.stream_pk % @segments::integer = @segment::integer)
         ORDER BY a.position LIMIT @max_count::bigint
     ) h
 )
