@@ -17,7 +17,8 @@ import (
 const InstrumentationName = "github.com/go-eventstore/eventstore/es"
 
 // Metric names (see README.md, "Operating"). Every metric carries the attribute
-// eventstore.schema; per-subscription ones also eventstore.stream and eventstore.subscription.
+// eventstore.schema; per-subscription ones also eventstore.stream and eventstore.subscription,
+// and the gauges eventstore.segment (a segmented projection's segment, 0 without segments).
 const (
 	MetricAppendDuration      = "eventstore.append.duration"       // histogram, s: appends, by outcome
 	MetricAppendEvents        = "eventstore.append.events"         // counter: events appended
@@ -37,6 +38,7 @@ const (
 	attrSchema       = attribute.Key("eventstore.schema")
 	attrStream       = attribute.Key("eventstore.stream")
 	attrSubscription = attribute.Key("eventstore.subscription")
+	attrSegment      = attribute.Key("eventstore.segment") // 0 without segments
 	attrOutcome      = attribute.Key("eventstore.outcome")
 	attrEvents       = attribute.Key("eventstore.events")
 	attrOperation    = attribute.Key("eventstore.operation")
@@ -130,7 +132,8 @@ func newTelemetry(s *Store, schema string, mp metric.MeterProvider, tp trace.Tra
 			return err
 		}
 		for _, in := range subs {
-			attrs := metric.WithAttributes(t.schema, attrStream.String(in.Stream), attrSubscription.String(in.Name))
+			attrs := metric.WithAttributes(t.schema, attrStream.String(in.Stream), attrSubscription.String(in.Name),
+				attrSegment.Int(in.Segment))
 			o.ObserveInt64(lag, in.Lag, attrs)
 			o.ObserveFloat64(lagTime, in.LagSeconds, attrs)
 			h := int64(0)

@@ -270,6 +270,8 @@ func cmdTail(ctx context.Context, c *command) error {
 type SubscriptionJSON struct {
 	Stream         string     `json:"stream"`
 	Name           string     `json:"name"`
+	Segment        int        `json:"segment"`  // 0 of 1 without segments
+	Segments       int        `json:"segments"` // a segmented projection is listed once per segment
 	Checkpoint     int64      `json:"checkpoint"`
 	Head           int64      `json:"head"`
 	Lag            int64      `json:"lag"`
@@ -289,7 +291,7 @@ func cmdSubscriptions(ctx context.Context, c *command) error {
 	if c.opts.json {
 		enc := json.NewEncoder(c.out)
 		for _, s := range subs {
-			j := SubscriptionJSON{Stream: s.Stream, Name: s.Name, Checkpoint: s.Checkpoint, Head: s.Head, Lag: s.Lag,
+			j := SubscriptionJSON{Stream: s.Stream, Name: s.Name, Segment: s.Segment, Segments: s.Segments, Checkpoint: s.Checkpoint, Head: s.Head, Lag: s.Lag,
 				LagSeconds: s.LagSeconds, Holder: s.Holder, Held: s.Held, LeaseExpiresAt: s.LeaseExpiresAt, Epoch: s.Epoch, Parked: s.Parked}
 			if err := enc.Encode(j); err != nil {
 				return err
@@ -297,9 +299,9 @@ func cmdSubscriptions(ctx context.Context, c *command) error {
 		}
 		return nil
 	}
-	tw := newTable(c.out, "STREAM\tSUBSCRIPTION\tCHECKPOINT\tHEAD\tLAG\tLAG TIME\tHOLDER\tLEASE\tEPOCH\tPARKED")
+	tw := newTable(c.out, "STREAM\tSUBSCRIPTION\tSEGMENT\tCHECKPOINT\tHEAD\tLAG\tLAG TIME\tHOLDER\tLEASE\tEPOCH\tPARKED")
 	for _, s := range subs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\n", s.Stream, s.Name, s.Checkpoint, s.Head, s.Lag,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\n", s.Stream, s.Name, segmentOf(s), s.Checkpoint, s.Head, s.Lag,
 			lagTime(s), orDash(s.Holder), leaseState(s), s.Epoch, s.Parked)
 	}
 	if err := tw.Flush(); err != nil {
@@ -307,6 +309,15 @@ func cmdSubscriptions(ctx context.Context, c *command) error {
 	}
 	fmt.Fprintf(c.out, "%d subscriptions\n", len(subs))
 	return nil
+}
+
+// segmentOf shows a segment of a segmented projection as "3/16" (its index from 0, of how many),
+// and "-" for a subscription without segments.
+func segmentOf(s es.SubscriptionInfo) string {
+	if s.Segments <= 1 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", s.Segment, s.Segments)
 }
 
 func lagTime(s es.SubscriptionInfo) string {

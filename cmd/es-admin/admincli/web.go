@@ -128,7 +128,7 @@ func (c *Console) sample(ctx context.Context) ([]es.SubscriptionInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range subs {
-		k := s.Stream + "\x00" + s.Name
+		k := sampleKey(s)
 		v := append(c.samples[k], s.Lag)
 		if len(v) > maxSamples {
 			v = v[len(v)-maxSamples:]
@@ -136,6 +136,12 @@ func (c *Console) sample(ctx context.Context) ([]es.SubscriptionInfo, error) {
 		c.samples[k] = v
 	}
 	return subs, nil
+}
+
+// sampleKey names a subscription's lag samples: each segment of a segmented projection has its
+// own.
+func sampleKey(s es.SubscriptionInfo) string {
+	return s.Stream + "\x00" + s.Name + "\x00" + strconv.Itoa(s.Segment)
 }
 
 // Handler returns the console's HTTP handler: its pages, its static files and /api/all, behind
@@ -382,6 +388,7 @@ func (c *Console) apiAll(w http.ResponseWriter, r *http.Request) {
 type subRow struct {
 	Info    es.SubscriptionInfo
 	LagTime string
+	Segment string
 	Lease   string
 	Chart   template.HTML
 }
@@ -395,7 +402,7 @@ func (c *Console) subscriptions(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	rows := make([]subRow, len(subs))
 	for i, s := range subs {
-		rows[i] = subRow{Info: s, LagTime: lagTime(s), Lease: leaseState(s), Chart: sparkline(c.samples[s.Stream+"\x00"+s.Name])}
+		rows[i] = subRow{Info: s, LagTime: lagTime(s), Segment: segmentOf(s), Lease: leaseState(s), Chart: sparkline(c.samples[sampleKey(s)])}
 		if s.LeaseExpiresAt != nil && s.Held {
 			rows[i].Lease = "held until " + s.LeaseExpiresAt.UTC().Format("15:04:05")
 		}
