@@ -20,7 +20,7 @@ import (
 
 // readModel creates a read-model table in store's schema whose primary key is the event id: a
 // second application of an event is a unique violation.
-func readModel(t *testing.T, store *es.Store) string {
+func readModel(t testing.TB, store *es.Store) string {
 	t.Helper()
 	table := store.Schema() + ".read_model"
 	_, err := estest.DB(t).ExecContext(t.Context(), `CREATE TABLE `+table+` (
@@ -46,7 +46,7 @@ func insertHandler(table string) es.Handler {
 }
 
 // rows counts table's rows.
-func rows(t *testing.T, table string) int {
+func rows(t testing.TB, table string) int {
 	t.Helper()
 	var n int
 	if err := estest.DB(t).QueryRowContext(t.Context(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {

@@ -75,11 +75,27 @@ type segmentMember struct {
 	cmd    *exec.Cmd
 	stderr bytes.Buffer
 	exited chan struct{}
+	up     chan struct{} // closed once it holds a segment
 }
 
-func startSegmentMember(t *testing.T, schema, table, name string) *segmentMember {
+// startSegmentMember starts a member and waits until it holds a segment.
+func startSegmentMember(t testing.TB, schema, table, name string) *segmentMember {
 	t.Helper()
-	m := &segmentMember{exited: make(chan struct{})}
+	m := launchSegmentMember(t, schema, table, name)
+	select {
+	case <-m.up:
+	case <-m.exited:
+		t.Fatalf("child exited before it held a segment:\n%s", m.stderr.String())
+	case <-time.After(wait):
+		t.Fatal("child holds no segment")
+	}
+	return m
+}
+
+// launchSegmentMember starts a member.
+func launchSegmentMember(t testing.TB, schema, table, name string) *segmentMember {
+	t.Helper()
+	m := &segmentMember{exited: make(chan struct{}), up: make(chan struct{})}
 	m.cmd = exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperSegmentMember$")
 	m.cmd.Env = append(os.Environ(), segmentHelperEnv+"="+table, helperDSNEnv+"="+estest.DSN(t),
 		helperSchemaEnv+"="+schema, helperSubEnv+"="+name, "ES_TEST_DRIVER="+estest.Driver())
@@ -91,13 +107,12 @@ func startSegmentMember(t *testing.T, schema, table, name string) *segmentMember
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	up := make(chan struct{})
 	go func() {
 		defer close(m.exited)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if sc.Text() == "subscribed" {
-				close(up)
+				close(m.up)
 			}
 		}
 		_ = m.cmd.Wait()
@@ -112,13 +127,6 @@ func startSegmentMember(t *testing.T, schema, table, name string) *segmentMember
 			t.Logf("child %d stderr (tail):\n%s", m.cmd.Process.Pid, tail(m.stderr.String(), 3000))
 		}
 	})
-	select {
-	case <-up:
-	case <-m.exited:
-		t.Fatalf("child exited before it held a segment:\n%s", m.stderr.String())
-	case <-time.After(wait):
-		t.Fatal("child holds no segment")
-	}
 	return m
 }
 
