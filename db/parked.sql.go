@@ -216,6 +216,21 @@ func (q *Queries) ParkEvent(ctx context.Context, db DBTX, arg ParkEventParams) e
 	return err
 }
 
+const releaseWaiting = `-- name: ReleaseWaiting :execrows
+UPDATE /* TEMPLATE: schema */parked_events SET status = 'retry'
+WHERE subscription_id = $1::bigint AND status = 'waiting'
+`
+
+// A projection now running with ParkSkip: the events left waiting behind parked ones (under
+// ParkWaitKey) no longer wait; they are handed to it as retries.
+func (q *Queries) ReleaseWaiting(ctx context.Context, db DBTX, subscriptionID int64) (int64, error) {
+	result, err := db.ExecContext(ctx, releaseWaiting, subscriptionID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const retryQueue = `-- name: RetryQueue :many
 SELECT id, position, event_id, stream_name, partition_key, attempts, status
 FROM /* TEMPLATE: schema */parked_events

@@ -13,6 +13,27 @@ import (
 	"github.com/lib/pq"
 )
 
+const appendCommitted = `-- name: AppendCommitted :one
+SELECT EXISTS (
+    SELECT 1 FROM /* TEMPLATE: schema */events
+    WHERE stream_pk = $1::bigint AND stream_version = $2::bigint
+)::bool AS committed
+`
+
+type AppendCommittedParams struct {
+	StreamPk    int64
+	LastVersion int64
+}
+
+// Whether an append's last event is visible: committed (a caller's transaction may still be
+// open, or have rolled back).
+func (q *Queries) AppendCommitted(ctx context.Context, db DBTX, arg AppendCommittedParams) (bool, error) {
+	row := db.QueryRowContext(ctx, appendCommitted, arg.StreamPk, arg.LastVersion)
+	var committed bool
+	err := row.Scan(&committed)
+	return committed, err
+}
+
 const appendSequenced = `-- name: AppendSequenced :one
 SELECT NOT EXISTS (
            SELECT 1 FROM /* TEMPLATE: schema */pending p

@@ -182,7 +182,7 @@ func (p *projector) retryParked() {
 		if p.opts.ParkPolicy == ParkSkip && r.Status != string(ParkedRetrying) {
 			continue
 		}
-		if failed[r.PartitionKey] {
+		if failed[r.PartitionKey] && p.opts.ParkPolicy == ParkWaitKey { // ParkSkip: each on its own
 			if r.Status == string(ParkedRetrying) {
 				p.setParked(r.ID, ParkedWaiting, "", 0)
 			}
@@ -229,11 +229,16 @@ func (p *projector) retryOne(id int64, ev RecordedEvent, found bool, epoch, pk i
 				return 0, errParkedGone
 			}
 			if found {
-				return checkpoint, p.handler(p.ctx, tx, []RecordedEvent{ev})
+				return checkpoint, p.call(tx, []RecordedEvent{ev}) // a panic is its error here too
 			}
 			return checkpoint, nil
 		})
-		if err == nil || errors.Is(err, errParkedGone) || p.stopped(err) || attempt >= p.opts.MaxAttempts {
+		if err == nil || errors.Is(err, errParkedGone) || p.stopped(err) {
+			return attempt, err
+		}
+		if p.outage(err) {
+			attempt-- // the database's failure, not the handler's: no attempt spent
+		} else if attempt >= p.opts.MaxAttempts {
 			return attempt, err
 		}
 		p.s.logger.Warn("projection handler failed on a parked event", "stream", p.stream, "subscription", p.name,

@@ -407,6 +407,19 @@ func (p *projector) loadBlocked() bool {
 		for _, k := range keys {
 			p.blocked[k] = true
 		}
+		return true
+	}
+	// ParkSkip, maybe after ParkWaitKey left events waiting: they wait no more, and run as
+	// retries (else they could be neither retried nor discarded).
+	n, err := p.s.q.ReleaseWaiting(p.ctx, p.s.tmpl.Wrap(p.s.db), p.sub.start.id)
+	if err != nil {
+		if p.ctx.Err() == nil {
+			p.s.logger.Warn("projection cannot release its waiting events; retrying", "stream", p.stream, "subscription", p.name, "error", err)
+		}
+		return false
+	}
+	if n > 0 {
+		p.wakeParked()
 	}
 	return true
 }
@@ -428,9 +441,14 @@ func (p *projector) handle(batch []RecordedEvent) {
 // flow applies batch, trying it MaxAttempts times, then one event at a time, parking the first
 // that fails alone. It reports false when it stopped short (lease lost, projection stopped): the
 // events not committed are delivered again from the checkpoint.
+//
+// Only the handler's own failures count as attempts: while the database is unreachable (the
+// transaction cannot begin or commit, or the handler failed and a ping fails too), the batch is
+// retried with backoff for as long as it takes, so an outage never parks good events.
 func (p *projector) flow(batch []RecordedEvent, epoch, pk int64) bool {
 	backoff := p.opts.MinBackoff
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	for {
 		err := p.apply(batch, epoch, pk)
 		if err == nil {
 			p.sub.committed(p.h, epoch, batch[len(batch)-1].EventNumber)
@@ -439,19 +457,47 @@ func (p *projector) flow(batch []RecordedEvent, epoch, pk int64) bool {
 		if p.stopped(err) {
 			return false
 		}
-		p.s.logger.Warn("projection handler failed", "stream", p.stream, "subscription", p.name,
-			"first", batch[0].EventNumber, "last", batch[len(batch)-1].EventNumber, "attempt", attempt, "error", err)
-		if attempt >= p.opts.MaxAttempts {
-			if len(batch) == 1 {
-				return p.park(batch[0], epoch, pk, err, attempt)
+		if p.outage(err) {
+			p.s.logger.Warn("projection cannot reach the database; retrying", "stream", p.stream, "subscription", p.name,
+				"first", batch[0].EventNumber, "last", batch[len(batch)-1].EventNumber, "error", err)
+		} else {
+			attempt++
+			p.s.logger.Warn("projection handler failed", "stream", p.stream, "subscription", p.name,
+				"first", batch[0].EventNumber, "last", batch[len(batch)-1].EventNumber, "attempt", attempt, "error", err)
+			if attempt >= p.opts.MaxAttempts {
+				if len(batch) == 1 {
+					return p.park(batch[0], epoch, pk, err, attempt)
+				}
+				return p.isolate(batch, epoch, pk, attempt)
 			}
-			return p.isolate(batch, epoch, pk, attempt)
 		}
 		if !p.sleep(backoff) || !p.sub.holds(epoch) {
 			return false
 		}
 		backoff = min(2*backoff, p.opts.MaxBackoff)
 	}
+}
+
+// handlerError marks an error returned (or a panic raised) by the user's handler, as opposed to
+// the store's own statements around it.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
+func (e handlerError) Unwrap() error { return e.err }
+
+// outagePing bounds the ping that tells a handler's failure from the database's.
+const outagePing = 2 * time.Second
+
+// outage says whether err is the database's rather than the handler's: an error of the store's
+// own statements, or a handler error while the database does not answer a ping.
+func (p *projector) outage(err error) bool {
+	var he handlerError
+	if !errors.As(err, &he) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, outagePing)
+	defer cancel()
+	return p.s.db.PingContext(ctx) != nil
 }
 
 // isolate applies batch one event at a time; the first that fails is parked and the rest flow.
@@ -464,6 +510,9 @@ func (p *projector) isolate(batch []RecordedEvent, epoch, pk int64, attempts int
 		}
 		if p.stopped(err) {
 			return false
+		}
+		if p.outage(err) {
+			return p.flow(batch[i:], epoch, pk) // the database went away: nothing is parked for it
 		}
 		if !p.park(ev, epoch, pk, err, attempts+1) {
 			return false
@@ -587,10 +636,13 @@ func (p *projector) call(tx *sql.Tx, batch []RecordedEvent) (err error) {
 		if r := recover(); r != nil {
 			p.s.logger.Error("projection handler panicked", "stream", p.stream, "subscription", p.name,
 				"panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("%w: handler panicked: %v", ErrHandlerPanicked, r)
+			err = handlerError{fmt.Errorf("%w: handler panicked: %v", ErrHandlerPanicked, r)}
 		}
 	}()
-	return p.handler(p.ctx, tx, batch)
+	if err := p.handler(p.ctx, tx, batch); err != nil {
+		return handlerError{err}
+	}
+	return nil
 }
 
 // ErrHandlerPanicked is the error of a projection handler that panicked: the panic is recovered,

@@ -473,3 +473,44 @@ func TestProjectionResetForgetsParked(t *testing.T) {
 	is.Equal(versionsOf(t, table, "a"), []int64{1, 2, 3})
 	is.NoErr(p.Close())
 }
+
+// On a pool of one connection, a projection whose subscription is deleted while its handler
+// runs stops with ErrSubscriptionNotFound: the fenced transaction gives its connection back
+// before the store asks why the checkpoint write changed nothing (it froze before).
+func TestProjectionPoolOfOneDeletedMidHandler(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	ctx := t.Context()
+	writer := estest.NewStore(t, nil)
+	db := pool(t, 1)
+	store, err := es.New(db, &es.Config{Schema: writer.Schema(), Logger: testLogger(t)})
+	is.NoErr(err)
+	is.NoErr(writer.AppendToStream(ctx, "acc-1", es.NoStream, events(3)))
+	inHandler, deleted := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	p, err := store.Project(ctx, es.AllStream, "rm", nil, func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		once.Do(func() {
+			close(inHandler)
+			<-deleted
+		})
+		return nil
+	})
+	is.NoErr(err)
+	<-inHandler
+	is.NoErr(writer.DeleteSubscription(ctx, es.AllStream, "rm"))
+	close(deleted)
+	select {
+	case <-p.Done():
+	case <-time.After(wait):
+		t.Fatal("projection froze on a pool of one")
+	}
+	is.True(errors.Is(p.Err(), es.ErrSubscriptionNotFound))
+	done := make(chan error, 1)
+	go func() { done <- store.Close() }()
+	select {
+	case err := <-done:
+		is.NoErr(err)
+	case <-time.After(wait):
+		t.Fatal("Close froze")
+	}
+}

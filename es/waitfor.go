@@ -53,7 +53,9 @@ const (
 // for the checkpoint to reach the $all head as it was when they got them (events appended
 // concurrently before them count too). Events a projection parked count as handled. A stream
 // subscription must be of r's stream; when that stream was re-created since the append, there
-// is nothing left to wait for. The subscription may run in any process; WaitFor reads its
+// is nothing left to wait for. An append not committed (an open or rolled-back transaction of
+// WithTx) is never handled: WaitFor waits for its commit, until ctx ends; so does one whose
+// stream was hard deleted before WaitFor first saw it. The subscription may run in any process; WaitFor reads its
 // checkpoint from the database, at most every 100ms. A segmented projection has handled the
 // append once every segment's checkpoint passed it.
 //
@@ -79,10 +81,20 @@ func (s *Store) WaitFor(ctx context.Context, stream, name string, r *AppendResul
 		return opError(op, stream, fmt.Errorf("%w: the append was to stream %q", ErrInvalidArgument, shownName(r.Stream)))
 	}
 	conn := s.tmpl.Wrap(s.db)
-	target, sequenced := r.LastVersion, !all
+	target, sequenced, committed := r.LastVersion, !all, false
 	backoff := waitForMinBackoff
 	for {
 		done, err := func() (bool, error) {
+			if !committed {
+				// Until the append is seen committed nothing counts: an append rolled back in
+				// the caller's transaction (whose pending row and stream were never visible)
+				// must not pass for one handled.
+				ok, err := s.q.AppendCommitted(ctx, conn, db.AppendCommittedParams{StreamPk: r.streamPK, LastVersion: r.LastVersion})
+				if err != nil || !ok {
+					return false, err
+				}
+				committed = true
+			}
 			if !sequenced {
 				q, err := s.q.AppendSequenced(ctx, conn, db.AppendSequencedParams{
 					StreamPk: r.streamPK, FirstVersion: r.FirstVersion, LastVersion: r.LastVersion,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-eventstore/eventstore/es"
+	"github.com/go-eventstore/eventstore/estest"
 )
 
 // After an append, WaitFor returns once the projection committed it: the read model shows it
@@ -68,4 +69,35 @@ func TestWaitForTimeout(t *testing.T) {
 	close(release)
 	is.NoErr(store.WaitFor(ctx, es.AllStream, "stuck", &r))
 	is.NoErr(p.Close())
+}
+
+// An append rolled back in the caller's transaction is never handled, even once another append
+// created the stream it would have created: WaitFor times out, for $all and for the stream.
+func TestWaitForRolledBackAppend(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	pAll, err := store.Project(ctx, es.AllStream, "rm", nil, insertHandler(table))
+	is.NoErr(err)
+	defer pAll.Close()
+	pOne, err := store.Project(ctx, "fresh", "one", nil, func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		return nil
+	})
+	is.NoErr(err)
+	defer pOne.Close()
+
+	tx, err := estest.DB(t).BeginTx(ctx, nil)
+	is.NoErr(err)
+	var r es.AppendResult
+	is.NoErr(store.AppendToStream(ctx, "fresh", es.NoStream, events(2), es.WithTx(tx), es.WithAppendResult(&r)))
+	is.NoErr(tx.Rollback())
+	var committed es.AppendResult
+	is.NoErr(store.AppendToStream(ctx, "fresh", es.NoStream, events(3), es.WithAppendResult(&committed)))
+	is.NoErr(store.WaitFor(ctx, es.AllStream, "rm", &committed))
+	is.NoErr(store.WaitFor(ctx, "fresh", "one", &committed))
+	for _, sub := range []struct{ stream, name string }{{es.AllStream, "rm"}, {"fresh", "one"}} {
+		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err = store.WaitFor(wctx, sub.stream, sub.name, &r)
+		cancel()
+		is.True(errors.Is(err, es.ErrNotHandled)) // the rolled-back append is never handled
+	}
 }

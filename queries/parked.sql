@@ -76,3 +76,9 @@ DELETE FROM /* TEMPLATE: schema */parked_events p
 USING /* TEMPLATE: schema */subscriptions s
 WHERE p.subscription_id = s.id AND s.stream_name = @stream_name::text
   AND s.subscription_name = @subscription_name::text AND p.position > @position::bigint;
+
+-- name: ReleaseWaiting :execrows
+-- A projection now running with ParkSkip: the events left waiting behind parked ones (under
+-- ParkWaitKey) no longer wait; they are handed to it as retries.
+UPDATE /* TEMPLATE: schema */parked_events SET status = 'retry'
+WHERE subscription_id = @subscription_id::bigint AND status = 'waiting';

@@ -19,3 +19,11 @@ SELECT NOT EXISTS (
 -- A subscription's stored checkpoints (one per segment), for read-your-writes.
 SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
 WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text;
+
+-- name: AppendCommitted :one
+-- Whether an append's last event is visible: committed (a caller's transaction may still be
+-- open, or have rolled back).
+SELECT EXISTS (
+    SELECT 1 FROM /* TEMPLATE: schema */events
+    WHERE stream_pk = @stream_pk::bigint AND stream_version = @last_version::bigint
+)::bool AS committed;
