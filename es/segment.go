@@ -139,9 +139,10 @@ type segmentGroup struct {
 	subscribed chan struct{}
 	subOnce    sync.Once
 
-	mu      sync.Mutex
-	running map[int]*projector
-	freeFor []int // owned by run
+	mu       sync.Mutex
+	running  map[int]*projector
+	stopping sync.WaitGroup // segments handed back, closing
+	freeFor  []int          // owned by run
 }
 
 // errProjectionClosed is the cancel cause of a projection stopped by Close: Err is nil then.
@@ -326,18 +327,18 @@ func (g *segmentGroup) start(i int) {
 	}()
 }
 
-// stop ends the listed segments here, each writing its checkpoint and releasing its lease.
+// stop ends the listed segments here, each finishing its batch in flight, writing its
+// checkpoint and releasing its lease, in the background: a slow handler must not hold up the
+// heartbeat (a member whose row ran out would look gone to the others).
 func (g *segmentGroup) stop(segments []int) {
-	var wg sync.WaitGroup
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, i := range segments {
 		if p := g.running[i]; p != nil {
 			delete(g.running, i)
-			wg.Go(func() { _ = p.close() })
+			g.stopping.Go(func() { _ = p.close() })
 		}
 	}
-	g.mu.Unlock()
-	wg.Wait()
 }
 
 // reap forgets segment projectors that stopped on their own; a deleted subscription or a closed
@@ -371,6 +372,7 @@ func (g *segmentGroup) leave() {
 	}
 	g.mu.Unlock()
 	g.stop(all)
+	g.stopping.Wait()
 	ctx, cancel := context.WithTimeout(g.s.hardCtx, releaseTimeout)
 	defer cancel()
 	if err := g.s.q.LeaveSegments(ctx, g.s.tmpl.Wrap(g.s.db), db.LeaveSegmentsParams{
