@@ -12,6 +12,51 @@ import (
 	"github.com/lib/pq"
 )
 
+const advanceProjection = `-- name: AdvanceProjection :one
+WITH sync AS (
+    SELECT set_config('synchronous_commit', 'on', true) AS setting
+), o AS (
+    SELECT l.id, l.last_seen, l.stream_pk FROM /* TEMPLATE: schema */subscriptions l
+    WHERE l.id = $3::bigint AND l.epoch = $4::bigint AND EXISTS (SELECT 1 FROM sync)
+    FOR UPDATE
+)
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET last_seen = CASE WHEN o.stream_pk IS NOT DISTINCT FROM $1::bigint
+                     THEN greatest(o.last_seen, $2::bigint) ELSE $2::bigint END,
+    stream_pk = $1::bigint
+FROM o
+WHERE s.id = o.id
+RETURNING o.last_seen AS prev, o.stream_pk AS prev_pk
+`
+
+type AdvanceProjectionParams struct {
+	StreamPk sql.NullInt64
+	LastSeen int64
+	ID       int64
+	Epoch    int64
+}
+
+type AdvanceProjectionRow struct {
+	Prev   int64
+	PrevPk sql.NullInt64
+}
+
+// A projection's checkpoint write at the end of its handler's transaction, fenced by the epoch
+// and forward-only (as WriteCheckpoint), returning the checkpoint it found (locked): the
+// handler ran without reading it first, and the projection rolls back when it shows that some
+// of the batch was applied before (a commit whose outcome was lost). No row: fenced.
+func (q *Queries) AdvanceProjection(ctx context.Context, db DBTX, arg AdvanceProjectionParams) (AdvanceProjectionRow, error) {
+	row := db.QueryRowContext(ctx, advanceProjection,
+		arg.StreamPk,
+		arg.LastSeen,
+		arg.ID,
+		arg.Epoch,
+	)
+	var i AdvanceProjectionRow
+	err := row.Scan(&i.Prev, &i.PrevPk)
+	return i, err
+}
+
 const bumpDeletions = `-- name: BumpDeletions :exec
 UPDATE /* TEMPLATE: schema */deletions SET generation = generation + 1 WHERE id = 1
 `

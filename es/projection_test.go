@@ -514,3 +514,43 @@ func TestProjectionPoolOfOneDeletedMidHandler(t *testing.T) {
 		t.Fatal("Close froze")
 	}
 }
+
+// A commit whose outcome the driver never saw, and that went through: the stored checkpoint is
+// ahead of what the projection knows. The batch's transaction finds it when it moves the
+// checkpoint, rolls back, and runs again applying only the events after it: none is applied
+// twice.
+func TestProjectionCheckpointAheadAppliesOnlyTheRest(t *testing.T) {
+	store, ctx, is := setupSub(t, nil)
+	table := readModel(t, store)
+	is.NoErr(store.AppendToStream(ctx, "acc-1", es.NoStream, events(5)))
+	inHandler, moved := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	insert := insertHandler(table)
+	p, err := store.Project(ctx, es.AllStream, "rm", &es.ProjectionOptions{
+		SubscriptionOptions: es.SubscriptionOptions{BufferSize: 5},
+	}, func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		once.Do(func() {
+			close(inHandler)
+			<-moved
+		})
+		return insert(ctx, tx, batch)
+	})
+	is.NoErr(err)
+	<-inHandler
+	// Events 1 to 3 "were applied" by a commit this process lost track of.
+	_, err = estest.DB(t).ExecContext(ctx, `UPDATE `+store.Schema()+`.subscriptions SET last_seen = 3 WHERE subscription_name = 'rm'`)
+	is.NoErr(err)
+	close(moved)
+	checkpointReaches(t, store, es.AllStream, "rm", 5)
+	var applied []int64
+	r, err := estest.DB(t).QueryContext(ctx, `SELECT position FROM `+table+` ORDER BY position`)
+	is.NoErr(err)
+	defer r.Close()
+	for r.Next() {
+		var pos int64
+		is.NoErr(r.Scan(&pos))
+		applied = append(applied, pos)
+	}
+	is.Equal(applied, []int64{4, 5}) // only the events after the stored checkpoint
+	is.NoErr(p.Close())
+}

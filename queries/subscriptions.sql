@@ -223,3 +223,23 @@ RETURNING s.id;
 -- were already applied (a commit whose outcome was unknown and that did go through).
 SELECT last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
 WHERE id = @id::bigint AND epoch = @epoch::bigint;
+
+-- name: AdvanceProjection :one
+-- A projection's checkpoint write at the end of its handler's transaction, fenced by the epoch
+-- and forward-only (as WriteCheckpoint), returning the checkpoint it found (locked): the
+-- handler ran without reading it first, and the projection rolls back when it shows that some
+-- of the batch was applied before (a commit whose outcome was lost). No row: fenced.
+WITH sync AS (
+    SELECT set_config('synchronous_commit', 'on', true) AS setting
+), o AS (
+    SELECT l.id, l.last_seen, l.stream_pk FROM /* TEMPLATE: schema */subscriptions l
+    WHERE l.id = @id::bigint AND l.epoch = @epoch::bigint AND EXISTS (SELECT 1 FROM sync)
+    FOR UPDATE
+)
+UPDATE /* TEMPLATE: schema */subscriptions s
+SET last_seen = CASE WHEN o.stream_pk IS NOT DISTINCT FROM sqlc.narg(stream_pk)::bigint
+                     THEN greatest(o.last_seen, @last_seen::bigint) ELSE @last_seen::bigint END,
+    stream_pk = sqlc.narg(stream_pk)::bigint
+FROM o
+WHERE s.id = o.id
+RETURNING o.last_seen AS prev, o.stream_pk AS prev_pk;
