@@ -67,80 +67,6 @@ func (q *Queries) BumpDeletions(ctx context.Context, db DBTX) error {
 	return err
 }
 
-const createSegments = `-- name: CreateSegments :many
-WITH wanted AS (
-    SELECT g.n - 1 AS n, $1::text AS stream_name, $2::text AS subscription_name,
-           $3::integer AS segments, $4::bigint AS start, nullif($5::bigint, 0) AS stream_pk
-    FROM generate_series(1, $3::integer) AS g (n)
-    WHERE NOT EXISTS (SELECT 1 FROM /* TEMPLATE: schema */subscriptions e
-                      WHERE e.stream_name = $1::text AND e.subscription_name = $2::text)
-), created AS (
-    INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, segment, segments, last_seen, stream_pk)
-    SELECT w.stream_name, w.subscription_name, w.n, w.segments, w.start, w.stream_pk FROM wanted w
-    ON CONFLICT (stream_name, subscription_name, segment) DO NOTHING
-    RETURNING id, segment, segments, last_seen, stream_pk
-)
-SELECT c.id, c.segment, c.segments, c.last_seen, c.stream_pk FROM created c
-UNION ALL
-SELECT s.id, s.segment, s.segments, s.last_seen, s.stream_pk FROM /* TEMPLATE: schema */subscriptions s
-WHERE s.stream_name = $1::text AND s.subscription_name = $2::text
-ORDER BY 2
-`
-
-type CreateSegmentsParams struct {
-	StreamName       string
-	SubscriptionName string
-	Segments         int32
-	Start            int64
-	StreamPk         int64
-}
-
-type CreateSegmentsRow struct {
-	ID       int64
-	Segment  int32
-	Segments int32
-	LastSeen int64
-	StreamPk sql.NullInt64
-}
-
-// Creates the @segments rows of a segmented subscription, all at @start, unless it exists (with
-// any number of segments); returns its rows either way, by segment. Empty when a concurrent call
-// created them after this statement's snapshot: call again. @stream_pk 0: none.
-func (q *Queries) CreateSegments(ctx context.Context, db DBTX, arg CreateSegmentsParams) ([]CreateSegmentsRow, error) {
-	rows, err := db.QueryContext(ctx, createSegments,
-		arg.StreamName,
-		arg.SubscriptionName,
-		arg.Segments,
-		arg.Start,
-		arg.StreamPk,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []CreateSegmentsRow
-	for rows.Next() {
-		var i CreateSegmentsRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Segment,
-			&i.Segments,
-			&i.LastSeen,
-			&i.StreamPk,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const createSubscription = `-- name: CreateSubscription :one
 INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, last_seen, stream_pk)
 VALUES ($1::text, $2::text, $3::bigint, $4::bigint)
@@ -223,6 +149,37 @@ func (q *Queries) GetSubscription(ctx context.Context, db DBTX, arg GetSubscript
 	var i GetSubscriptionRow
 	err := row.Scan(&i.LastSeen, &i.Rows)
 	return i, err
+}
+
+const insertSegments = `-- name: InsertSegments :exec
+INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, segment, segments, last_seen, stream_pk)
+SELECT $1::text, $2::text, g.n - 1, $3::integer, $4::bigint, nullif($5::bigint, 0)
+FROM generate_series(1, $3::integer) AS g (n)
+ON CONFLICT (stream_name, subscription_name, segment) DO NOTHING
+`
+
+type InsertSegmentsParams struct {
+	StreamName       string
+	SubscriptionName string
+	Segments         int32
+	Start            int64
+	StreamPk         int64
+}
+
+// Inserts the @segments rows of a segmented subscription, all at @start, except those that
+// exist. The caller reads them back (SegmentRows) in the same transaction and rolls back unless
+// they are exactly its @segments rows: concurrent creators of one name (with other numbers of
+// segments, or a plain subscription) wait on each other's rows through the unique index, so one
+// of them wins whole and the others find a mismatch. @stream_pk 0: none.
+func (q *Queries) InsertSegments(ctx context.Context, db DBTX, arg InsertSegmentsParams) error {
+	_, err := db.ExecContext(ctx, insertSegments,
+		arg.StreamName,
+		arg.SubscriptionName,
+		arg.Segments,
+		arg.Start,
+		arg.StreamPk,
+	)
+	return err
 }
 
 const leaveSegments = `-- name: LeaveSegments :exec
@@ -502,6 +459,55 @@ func (q *Queries) SegmentHeartbeat(ctx context.Context, db DBTX, arg SegmentHear
 		arg.LeaseSeconds,
 	)
 	return err
+}
+
+const segmentRows = `-- name: SegmentRows :many
+SELECT id, segment, segments, last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
+WHERE stream_name = $1::text AND subscription_name = $2::text
+ORDER BY segment
+`
+
+type SegmentRowsParams struct {
+	StreamName       string
+	SubscriptionName string
+}
+
+type SegmentRowsRow struct {
+	ID       int64
+	Segment  int32
+	Segments int32
+	LastSeen int64
+	StreamPk sql.NullInt64
+}
+
+// A subscription's rows, by segment.
+func (q *Queries) SegmentRows(ctx context.Context, db DBTX, arg SegmentRowsParams) ([]SegmentRowsRow, error) {
+	rows, err := db.QueryContext(ctx, segmentRows, arg.StreamName, arg.SubscriptionName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SegmentRowsRow
+	for rows.Next() {
+		var i SegmentRowsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Segment,
+			&i.Segments,
+			&i.LastSeen,
+			&i.StreamPk,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const segmentState = `-- name: SegmentState :many

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -192,8 +193,9 @@ type projector struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	kick   chan struct{} // RetryParked or DiscardParked in this process
+	drain  chan struct{} // closed by handBack: stop after the batch in flight
 
-	closeOnce sync.Once
+	closeOnce, drainOnce sync.Once
 
 	// Owned by run's goroutine.
 	epoch   int64           // the lease the blocked keys were loaded under
@@ -268,8 +270,8 @@ func (s *Store) newProjector(ctx context.Context, stream, name string, po Projec
 	// ends with it, so Close stays bounded.
 	context.AfterFunc(h.sub.ctx, cancel)
 	p := &projector{
-		s: s, stream: stream, name: name, opts: po, keyOf: po.keyOf(), handler: handler, h: h, sub: h.sub,
-		ctx: pctx, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1),
+		s: s, stream: stream, name: name, opts: po, keyOf: po.keyOf(s.logger), handler: handler, h: h, sub: h.sub,
+		ctx: pctx, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1), drain: make(chan struct{}),
 		blocked: map[string]bool{},
 	}
 	h.sub.mu.Lock()
@@ -279,12 +281,24 @@ func (s *Store) newProjector(ctx context.Context, stream, name string, po Projec
 	return p, nil
 }
 
-// keyOf is the partition key of events: PartitionBy's, or the stream.
-func (o ProjectionOptions) keyOf() func(RecordedEvent) string {
-	if o.PartitionBy != nil {
-		return o.PartitionBy
+// keyOf is the partition key of events: PartitionBy's, or the stream. A PartitionBy that panics
+// keys that event by its stream (logged): it runs in the store's goroutines, where a panic
+// would end the process.
+func (o ProjectionOptions) keyOf(logger *slog.Logger) func(RecordedEvent) string {
+	by := o.PartitionBy
+	if by == nil {
+		return func(ev RecordedEvent) string { return ev.StreamID }
 	}
-	return func(ev RecordedEvent) string { return ev.StreamID }
+	return func(ev RecordedEvent) (key string) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("PartitionBy panicked; the event is keyed by its stream", "stream", ev.StreamID,
+					"event", ev.EventNumber, "panic", r)
+				key = ev.StreamID
+			}
+		}()
+		return by(ev)
+	}
 }
 
 // Subscribed is closed once this process holds the projection's lease and handles its events
@@ -343,6 +357,14 @@ func (p *projector) close() error {
 	return nil
 }
 
+// handBack stops the projector once its batch in flight is committed (or, failing, given up
+// between two attempts), then writes the checkpoint and releases the lease: a segment handed to
+// another process loses no work.
+func (p *projector) handBack() {
+	p.drainOnce.Do(func() { close(p.drain) })
+	<-p.done
+}
+
 func (p *projector) wakeParked() {
 	select {
 	case p.kick <- struct{}{}:
@@ -364,6 +386,8 @@ func (p *projector) run() {
 	for {
 		select {
 		case <-p.ctx.Done():
+			return
+		case <-p.drain:
 			return
 		case b, ok := <-p.h.Events():
 			if !ok {
@@ -587,6 +611,8 @@ func (p *projector) sleep(d time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-p.ctx.Done():
+		return false
+	case <-p.drain:
 		return false
 	case <-t.C:
 		return true

@@ -1,6 +1,7 @@
 package es
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-eventstore/eventstore/db"
+	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
 // segmentOf is the segment of a PartitionBy key among n: FNV-1a (64 bits) of its bytes, modulo
@@ -27,18 +29,33 @@ func segmentCountError(name string, have, want int) error {
 		ErrSegmentCount, name, have, want)
 }
 
-// fairShare is how many of n segments member self takes: n divided among the live members
-// (sorted), the first n%len(members) of them taking one more. 0 for a non-member.
-func fairShare(n int, members []string, self string) int {
-	r := slices.Index(members, self)
-	if r < 0 {
-		return 0
+// shares divides n segments among the live members: n/len(members) each, and one more for the
+// first n%len(members) of them ordered by the segments they hold now (most first), then by
+// holder id. The extras stay where they are, so a member that joins when members already
+// outnumber segments moves nothing. Members that see the same holders compute the same shares.
+func shares(n int, members, holders []string) map[string]int {
+	out := make(map[string]int, len(members))
+	if len(members) == 0 {
+		return out
 	}
-	share := n / len(members)
-	if r < n%len(members) {
-		share++
+	held := map[string]int{}
+	for _, h := range holders {
+		held[h]++
 	}
-	return share
+	order := slices.Clone(members)
+	slices.SortFunc(order, func(a, b string) int {
+		if c := cmp.Compare(held[b], held[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	for r, m := range order {
+		out[m] = n / len(members)
+		if r < n%len(members) {
+			out[m]++
+		}
+	}
+	return out
 }
 
 // segmentOrphanRounds is how many heartbeats in a row a segment may be seen free, and run by no
@@ -67,7 +84,8 @@ func planSegments(v segmentView) (start, stop []int) {
 	if n == 0 || len(v.members) == 0 {
 		return nil, nil
 	}
-	target := fairShare(n, v.members, v.self)
+	share := shares(n, v.members, v.holders)
+	target := share[v.self]
 	var held, taking []int
 	for i := range n {
 		switch {
@@ -81,7 +99,7 @@ func planSegments(v segmentView) (start, stop []int) {
 		}
 	}
 	mine := append(held, taking...) // what is handed back first is last: segments not held yet
-	if extra := len(mine) - target; extra > 0 && v.someoneShort(n) {
+	if extra := len(mine) - target; extra > 0 && v.someoneShort(share) {
 		stop = append(stop, mine[len(mine)-extra:]...)
 		mine = mine[:len(mine)-extra]
 	}
@@ -100,8 +118,8 @@ func planSegments(v segmentView) (start, stop []int) {
 	return start, stop
 }
 
-// someoneShort says whether a member other than self holds fewer segments than its fair share.
-func (v segmentView) someoneShort(n int) bool {
+// someoneShort says whether a member other than self holds fewer segments than its share.
+func (v segmentView) someoneShort(share map[string]int) bool {
 	for _, m := range v.members {
 		if m == v.self {
 			continue
@@ -112,7 +130,7 @@ func (v segmentView) someoneShort(n int) bool {
 				held++
 			}
 		}
-		if held < fairShare(n, v.members, m) {
+		if held < share[m] {
 			return true
 		}
 	}
@@ -141,8 +159,9 @@ type segmentGroup struct {
 
 	mu       sync.Mutex
 	running  map[int]*projector
-	stopping sync.WaitGroup // segments handed back, closing
-	freeFor  []int          // owned by run
+	handing  map[*projector]int // segments being handed back (finishing their batch)
+	stopping sync.WaitGroup     // their goroutines
+	freeFor  []int              // owned by run
 }
 
 // errProjectionClosed is the cancel cause of a projection stopped by Close: Err is nil then.
@@ -160,7 +179,7 @@ func (s *Store) projectSegments(ctx context.Context, stream, name string, po Pro
 	g := &segmentGroup{
 		s: s, stream: stream, name: name, po: po, so: so, handler: handler, starts: starts,
 		ctx: gctx, cancel: cancel, done: make(chan struct{}), subscribed: make(chan struct{}),
-		running: map[int]*projector{}, freeFor: make([]int, len(starts)),
+		running: map[int]*projector{}, handing: map[*projector]int{}, freeFor: make([]int, len(starts)),
 	}
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
@@ -197,28 +216,26 @@ func (s *Store) createSegments(ctx context.Context, stream, name string, n int, 
 			start = pos
 		}
 	}
-	// Empty when another process created them after the statement's snapshot: the next call
-	// sees them.
-	for range 3 {
-		rows, err := s.q.CreateSegments(ctx, s.tmpl.Wrap(s.db), db.CreateSegmentsParams{
+	var starts []subscriptionStart
+	err := s.inTx(ctx, &callOptions{}, func(conn sqltmpl.DBTX) error {
+		if err := s.q.InsertSegments(ctx, conn, db.InsertSegmentsParams{
 			StreamName: stream, SubscriptionName: name, Segments: int32(n), Start: start, StreamPk: pk,
-		})
+		}); err != nil {
+			return err
+		}
+		rows, err := s.q.SegmentRows(ctx, conn, db.SegmentRowsParams{StreamName: stream, SubscriptionName: name})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if len(rows) == 0 {
-			continue
+		for _, r := range rows {
+			if int(r.Segments) != n || len(rows) != n {
+				return segmentCountError(name, int(r.Segments), n) // rolled back: nothing of ours stays
+			}
+			starts = append(starts, subscriptionStart{id: r.ID, checkpoint: r.LastSeen, streamPK: r.StreamPk.Int64})
 		}
-		if have := int(rows[0].Segments); have != n || len(rows) != n {
-			return nil, segmentCountError(name, have, n)
-		}
-		starts := make([]subscriptionStart, n)
-		for i, r := range rows {
-			starts[i] = subscriptionStart{id: r.ID, checkpoint: r.LastSeen, streamPK: r.StreamPk.Int64}
-		}
-		return starts, nil
-	}
-	return nil, fmt.Errorf("segments of %s: created and gone again meanwhile; try again", name)
+		return nil
+	})
+	return starts, err
 }
 
 func (g *segmentGroup) run() {
@@ -299,8 +316,8 @@ func (g *segmentGroup) round() {
 func (g *segmentGroup) start(i int) {
 	so := g.so
 	so.segment, so.segments, so.segmentStart = i, len(g.starts), g.starts[i]
-	if by := g.po.PartitionBy; by != nil {
-		n, sel := len(g.starts), g.so.Selector
+	if g.po.PartitionBy != nil {
+		by, n, sel := g.po.keyOf(g.s.logger), len(g.starts), g.so.Selector
 		so.Selector = func(ev RecordedEvent) bool {
 			return segmentOf(by(ev), n) == i && (sel == nil || sel(ev))
 		}
@@ -336,7 +353,13 @@ func (g *segmentGroup) stop(segments []int) {
 	for _, i := range segments {
 		if p := g.running[i]; p != nil {
 			delete(g.running, i)
-			g.stopping.Go(func() { _ = p.close() })
+			g.handing[p] = i
+			g.stopping.Go(func() {
+				p.handBack()
+				g.mu.Lock()
+				delete(g.handing, p)
+				g.mu.Unlock()
+			})
 		}
 	}
 }
@@ -372,12 +395,22 @@ func (g *segmentGroup) leave() {
 	}
 	g.mu.Unlock()
 	g.stop(all)
-	g.stopping.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		g.stopping.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-g.s.hardCtx.Done():
+		// Shutdown's deadline passed with a handler still running (it ignores its context):
+		// the store's stop stays bounded; the segment's lease runs out on its own.
+	}
 	ctx, cancel := context.WithTimeout(g.s.hardCtx, releaseTimeout)
 	defer cancel()
 	if err := g.s.q.LeaveSegments(ctx, g.s.tmpl.Wrap(g.s.db), db.LeaveSegmentsParams{
 		StreamName: g.stream, SubscriptionName: g.name, Holder: g.s.leases.holder,
-	}); err != nil && !errors.Is(context.Cause(g.ctx), ErrSubscriptionNotFound) {
+	}); err != nil && g.s.hardCtx.Err() == nil && !errors.Is(context.Cause(g.ctx), ErrSubscriptionNotFound) {
 		g.s.logger.Warn("projection segments: membership not removed; it runs out on its own",
 			"stream", g.stream, "subscription", g.name, "error", err)
 	}
@@ -412,6 +445,11 @@ func (g *segmentGroup) held() []int {
 	for i, p := range g.running {
 		if _, _, ok := p.sub.lease(); ok {
 			out = append(out, i)
+		}
+	}
+	for p, i := range g.handing {
+		if _, _, ok := p.sub.lease(); ok {
+			out = append(out, i) // still held until its batch in flight commits
 		}
 	}
 	slices.Sort(out)

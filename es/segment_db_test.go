@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,4 +265,125 @@ func TestSegmentedProjectionParks(t *testing.T) {
 	waitFor(t, func() string { return fmt.Sprint(rows(t, table), " rows") }, func() bool { return rows(t, table) == 63 })
 	checkReadModel(t, table, 63)
 	is.NoErr(p.Close())
+}
+
+// Two processes create one name at once, with different numbers of segments (or one as a plain
+// subscription): one wins whole, the other gets ErrSegmentCount, and the rows stay consistent.
+func TestSegmentedProjectionConcurrentCreate(t *testing.T) {
+	writer, member, ctx, is := setupSegments(t)
+	a, b := member(), member()
+	h := func(context.Context, *sql.Tx, []es.RecordedEvent) error { return nil }
+	for i := range 20 {
+		name := fmt.Sprintf("race-%d", i)
+		var wg sync.WaitGroup
+		var errA, errB error
+		var pa, pb *es.Projection
+		wg.Go(func() { pa, errA = a.Project(ctx, es.AllStream, name, &es.ProjectionOptions{Segments: 4}, h) })
+		wg.Go(func() {
+			if i%2 == 0 {
+				pb, errB = b.Project(ctx, es.AllStream, name, &es.ProjectionOptions{Segments: 8}, h)
+			} else {
+				errB = b.SetSubscriptionCheckpoint(ctx, es.AllStream, name, 0)
+			}
+		})
+		wg.Wait()
+		for _, p := range []*es.Projection{pa, pb} {
+			if p != nil {
+				is.NoErr(p.Close())
+			}
+		}
+		subs, err := writer.ListSubscriptions(ctx, es.ListSubscriptionsOptions{Stream: es.AllStream, NamePrefix: name})
+		is.NoErr(err)
+		n := subs[0].Segments
+		is.Equal(len(subs), n) // one creator's rows, whole
+		for _, s := range subs {
+			is.Equal(s.Segments, n)
+		}
+		switch n {
+		case 4:
+			is.NoErr(errA)
+			if i%2 == 0 {
+				is.True(errors.Is(errB, es.ErrSegmentCount))
+			} else {
+				is.True(errB == nil || errors.Is(errB, es.ErrSubscriptionActive)) // set on the winner's segments, or refused once it runs
+			}
+		default:
+			is.True(errors.Is(errA, es.ErrSegmentCount))
+			is.NoErr(errB)
+		}
+	}
+}
+
+// A handler running when its segment is handed to a joining process commits its batch first:
+// nothing is rolled back and done again.
+func TestSegmentHandBackCommitsBatchInFlight(t *testing.T) {
+	writer, member, ctx, is := setupSegments(t)
+	table := readModel(t, writer)
+	appendStreams(t, writer, "acc", 8, 1)
+	var calls atomic.Int64
+	release := make(chan struct{})
+	insert := batchInsertHandler(table)
+	h := func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return insert(ctx, tx, batch)
+	}
+	opts := &es.ProjectionOptions{Segments: 2}
+	p1, err := member().Project(ctx, es.AllStream, "seg", opts, h)
+	is.NoErr(err)
+	waitHeld(t, []int{2}, p1)
+	waitFor(t, func() string { return fmt.Sprint(calls.Load(), " handler calls") }, func() bool { return calls.Load() == 2 }) // both segments' batches in flight
+	p2, err := member().Project(ctx, es.AllStream, "seg", opts, h)
+	is.NoErr(err)
+	time.Sleep(300 * time.Millisecond) // three heartbeats: p1 has been asked to hand one back (pacing, not a result)
+	is.Equal(len(p2.Segments()), 0)   // not before the batch in flight commits
+	close(release)
+	waitHeld(t, []int{1, 1}, p1, p2)
+	checkReadModel(t, table, 8)
+	is.Equal(calls.Load(), int64(2)) // no batch rolled back and run again
+	is.NoErr(p1.Close())
+	is.NoErr(p2.Close())
+}
+
+// A PartitionBy that panics keys the event by its stream: the process goes on.
+func TestSegmentedProjectionPartitionByPanics(t *testing.T) {
+	writer, member, ctx, is := setupSegments(t)
+	table := readModel(t, writer)
+	appendStreams(t, writer, "acc", 6, 2)
+	p, err := member().Project(ctx, es.AllStream, "seg", &es.ProjectionOptions{Segments: 3,
+		SubscriptionOptions: es.SubscriptionOptions{PartitionBy: func(ev es.RecordedEvent) string {
+			if ev.StreamID == "acc-2" {
+				panic("cannot key this event")
+			}
+			return ev.StreamID
+		}}}, batchInsertHandler(table))
+	is.NoErr(err)
+	checkpointReaches(t, writer, es.AllStream, "seg", 12)
+	checkReadModel(t, table, 12)
+	is.NoErr(p.Close())
+}
+
+// Shutdown stays bounded by its context while a segment's handler ignores its own.
+func TestSegmentedProjectionShutdownBounded(t *testing.T) {
+	writer, member, ctx, is := setupSegments(t)
+	appendStreams(t, writer, "acc", 4, 1)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	entered := make(chan struct{}, 4)
+	m := member()
+	_, err := m.Project(ctx, es.AllStream, "seg", &es.ProjectionOptions{Segments: 2}, func(context.Context, *sql.Tx, []es.RecordedEvent) error {
+		entered <- struct{}{}
+		<-stuck // ignores its context
+		return nil
+	})
+	is.NoErr(err)
+	<-entered
+	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	err = m.Shutdown(sctx) // unbounded, it would wait for the handler: forever here
+	is.True(errors.Is(err, context.DeadlineExceeded))
 }

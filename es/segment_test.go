@@ -23,24 +23,31 @@ func TestSegmentOfIsStable(t *testing.T) {
 	}
 }
 
-func TestFairShare(t *testing.T) {
+func TestShares(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	members := []string{"a", "b", "c"}
-	is.Equal([]int{fairShare(16, members, "a"), fairShare(16, members, "b"), fairShare(16, members, "c")}, []int{6, 5, 5})
-	is.Equal(fairShare(16, members, "zz"), 0) // not a member
-	is.Equal(fairShare(2, members, "c"), 0)   // more members than segments
-	is.Equal(fairShare(2, members, "a"), 1)
-	is.Equal(fairShare(4, []string{"a"}, "a"), 4)
+	is.Equal(shares(16, members, nil), map[string]int{"a": 6, "b": 5, "c": 5}) // by id when nothing is held
+	// The extra goes to who holds most now: c keeps its 6.
+	is.Equal(shares(16, members, []string{"c", "c", "c", "c", "c", "c", "a", "b"}), map[string]int{"a": 5, "b": 5, "c": 6})
+	is.Equal(shares(16, members, nil)["zz"], 0) // not a member
+	is.Equal(shares(2, members, nil), map[string]int{"a": 1, "b": 1, "c": 0})
+	// More members than segments: the holders keep theirs, a newcomer gets none.
+	is.Equal(shares(2, []string{"a", "b", "c"}, []string{"b", "c"}), map[string]int{"a": 0, "b": 1, "c": 1})
+	is.Equal(shares(4, []string{"a"}, nil), map[string]int{"a": 4})
 	for n := 1; n < 40; n++ {
 		for m := 1; m < 12; m++ {
 			ms := make([]string, m)
 			for i := range ms {
 				ms[i] = fmt.Sprint(i + 10)
 			}
+			holders := make([]string, n)
+			for i := range holders {
+				holders[i] = ms[(i*7)%m]
+			}
 			sum := 0
 			for _, x := range ms {
-				sum += fairShare(n, ms, x)
+				sum += shares(n, ms, holders)[x]
 			}
 			is.Equal(sum, n) // every segment is someone's share
 		}
@@ -199,7 +206,7 @@ func (s *sim) settled() int {
 		c := s.counts()
 		ok := c[""] == 0
 		for _, m := range s.members {
-			ok = ok && c[m] == fairShare(len(s.holders), s.members, m)
+			ok = ok && c[m] == shares(len(s.holders), s.members, s.holders)[m]
 		}
 		if ok {
 			// And it stays so.
@@ -238,11 +245,16 @@ func TestPlanSegmentsConverges(t *testing.T) {
 	for _, c := range s.counts() {
 		is.True(c == 3 || c == 4) // a share of 16 among 5
 	}
-	// More members than segments: each segment held once, the rest idle.
+	// More members than segments: each segment held once, the rest idle, and a newcomer that
+	// sorts first moves nothing.
 	s2 := newSim(2)
-	for _, m := range []string{"a", "b", "c"} {
+	for _, m := range []string{"b", "c", "d"} {
 		s2.join(m)
 	}
 	is.True(s2.settled() > 0)
-	is.Equal(s2.counts(), map[string]int{"a": 1, "b": 1})
+	is.Equal(s2.counts(), map[string]int{"b": 1, "c": 1})
+	before := slices.Clone(s2.holders)
+	s2.join("a")
+	is.True(s2.settled() > 0)
+	is.Equal(s2.holders, before)
 }

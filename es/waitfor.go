@@ -114,8 +114,10 @@ func (s *Store) WaitFor(ctx context.Context, stream, name string, r *AppendResul
 			// Every segment: the append's events are in one of them, and which one depends on a
 			// partition key only the projection's process knows.
 			for _, p := range rows {
-				if !all && p.StreamPk.Valid && p.StreamPk.Int64 != r.streamPK {
-					return true, nil // a later incarnation of the stream: the append's is gone
+				if !all && p.StreamPk.Valid && p.StreamPk.Int64 > r.streamPK {
+					// A later incarnation of the stream (ids only grow): the append's is gone. An
+					// earlier one means the subscription has not reached the append's yet.
+					return true, nil
 				}
 				if p.LastSeen < target || (!all && p.StreamPk.Int64 != r.streamPK) {
 					return false, nil

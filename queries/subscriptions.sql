@@ -8,27 +8,22 @@ VALUES (@stream_name::text, @subscription_name::text, @start::bigint, sqlc.narg(
 ON CONFLICT (stream_name, subscription_name, segment) DO UPDATE SET stream_name = EXCLUDED.stream_name
 RETURNING id, last_seen, segments;
 
--- name: CreateSegments :many
--- Creates the @segments rows of a segmented subscription, all at @start, unless it exists (with
--- any number of segments); returns its rows either way, by segment. Empty when a concurrent call
--- created them after this statement's snapshot: call again. @stream_pk 0: none.
-WITH wanted AS (
-    SELECT g.n - 1 AS n, @stream_name::text AS stream_name, @subscription_name::text AS subscription_name,
-           @segments::integer AS segments, @start::bigint AS start, nullif(@stream_pk::bigint, 0) AS stream_pk
-    FROM generate_series(1, @segments::integer) AS g (n)
-    WHERE NOT EXISTS (SELECT 1 FROM /* TEMPLATE: schema */subscriptions e
-                      WHERE e.stream_name = @stream_name::text AND e.subscription_name = @subscription_name::text)
-), created AS (
-    INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, segment, segments, last_seen, stream_pk)
-    SELECT w.stream_name, w.subscription_name, w.n, w.segments, w.start, w.stream_pk FROM wanted w
-    ON CONFLICT (stream_name, subscription_name, segment) DO NOTHING
-    RETURNING id, segment, segments, last_seen, stream_pk
-)
-SELECT c.id, c.segment, c.segments, c.last_seen, c.stream_pk FROM created c
-UNION ALL
-SELECT s.id, s.segment, s.segments, s.last_seen, s.stream_pk FROM /* TEMPLATE: schema */subscriptions s
-WHERE s.stream_name = @stream_name::text AND s.subscription_name = @subscription_name::text
-ORDER BY 2;
+-- name: InsertSegments :exec
+-- Inserts the @segments rows of a segmented subscription, all at @start, except those that
+-- exist. The caller reads them back (SegmentRows) in the same transaction and rolls back unless
+-- they are exactly its @segments rows: concurrent creators of one name (with other numbers of
+-- segments, or a plain subscription) wait on each other's rows through the unique index, so one
+-- of them wins whole and the others find a mismatch. @stream_pk 0: none.
+INSERT INTO /* TEMPLATE: schema */subscriptions (stream_name, subscription_name, segment, segments, last_seen, stream_pk)
+SELECT @stream_name::text, @subscription_name::text, g.n - 1, @segments::integer, @start::bigint, nullif(@stream_pk::bigint, 0)
+FROM generate_series(1, @segments::integer) AS g (n)
+ON CONFLICT (stream_name, subscription_name, segment) DO NOTHING;
+
+-- name: SegmentRows :many
+-- A subscription's rows, by segment.
+SELECT id, segment, segments, last_seen, stream_pk FROM /* TEMPLATE: schema */subscriptions
+WHERE stream_name = @stream_name::text AND subscription_name = @subscription_name::text
+ORDER BY segment;
 
 -- name: GetSubscription :one
 -- A subscription's checkpoint: the least of its segments' (each segment has handled everything
