@@ -340,7 +340,7 @@ func TestSegmentHandBackCommitsBatchInFlight(t *testing.T) {
 	p2, err := member().Project(ctx, es.AllStream, "seg", opts, h)
 	is.NoErr(err)
 	time.Sleep(300 * time.Millisecond) // three heartbeats: p1 has been asked to hand one back (pacing, not a result)
-	is.Equal(len(p2.Segments()), 0)   // not before the batch in flight commits
+	is.Equal(len(p2.Segments()), 0)    // not before the batch in flight commits
 	close(release)
 	waitHeld(t, []int{1, 1}, p1, p2)
 	checkReadModel(t, table, 8)

@@ -106,7 +106,7 @@ func TestWaitForRolledBackAppend(t *testing.T) {
 // until the stream projection reached it, not confirmed because the projection's checkpoint
 // still counts in the old stream.
 func TestWaitForRecreatedStream(t *testing.T) {
-	store, ctx, is := setupSub(t, nil)
+	store, ctx, is := setupSub(t, &es.Config{EnableHardDeletes: true})
 	is.NoErr(store.AppendToStream(ctx, "again", es.NoStream, events(3)))
 	release := make(chan struct{})
 	p, err := store.Project(ctx, "again", "one", nil, func(ctx context.Context, tx *sql.Tx, batch []es.RecordedEvent) error {
