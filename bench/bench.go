@@ -107,6 +107,8 @@ type Config struct {
 	// DataType is the stores' data column type, "bytea" or "jsonb" (see goose.Options); the
 	// baseline's table stays bytea. Defaults to bytea.
 	DataType string
+	// SequencerDelay is the stores' es.Config.SequencerDelay. Defaults to 0: the store's default.
+	SequencerDelay time.Duration
 	// Progress receives progress lines. Defaults to discarding them.
 	Progress io.Writer
 	// Logger is the stores' logger. Defaults to a Warn-level text handler on stderr.

@@ -173,6 +173,8 @@ func (e *env) newFixture(ctx context.Context) (*fixture, error) {
 		ListenDSN:  e.r.dsn,
 		Serializer: ser,
 		Logger:     e.r.cfg.Logger,
+
+		SequencerDelay: e.r.cfg.SequencerDelay,
 	})
 	if err != nil {
 		raw.close()

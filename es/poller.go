@@ -141,6 +141,41 @@ func (p *poller) run(ctx context.Context) {
 	}
 }
 
+// raiseHead moves the known $all head up to last, never down: a poll that started before a
+// sequencer pass of this process may report an older head than advanced did.
+func (p *poller) raiseHead(last int64) {
+	for {
+		old := p.head.Load()
+		if last <= old || p.head.CompareAndSwap(old, last) {
+			return
+		}
+	}
+}
+
+// advanced wakes the $all readers after a sequencer pass of this process committed positions up
+// to last. They need no poll to learn the head: the pass just gave it, so they read at once,
+// without a head query between an append and its delivery. Readers of single streams still
+// wait for a poll, and so does news of other processes' deletes (their NOTIFY or the poll
+// interval).
+func (p *poller) advanced(last int64) {
+	p.raiseHead(last)
+	p.mu.Lock()
+	ws := slices.Collect(maps.Keys(p.watchers))
+	p.mu.Unlock()
+	h := &heads{all: p.head.Load()}
+	streams := false
+	for _, w := range ws {
+		if w.watchedStream() == AllStream {
+			w.observe(h)
+		} else {
+			streams = true
+		}
+	}
+	if streams {
+		p.wake()
+	}
+}
+
 // listen forwards NOTIFY wake-ups until ctx ends. The Listener connects and reconnects on its
 // own, logging the cause of a failure once per outage; meanwhile, polling delivers.
 func (p *poller) listen(ctx context.Context, out chan<- struct{}) {
@@ -182,8 +217,8 @@ func (p *poller) poll(ctx context.Context) error {
 		p.deleteGen.Add(1)
 	}
 	p.dbGen = r.Generation
-	p.head.Store(r.LastPosition)
-	h := &heads{all: r.LastPosition}
+	p.raiseHead(r.LastPosition)
+	h := &heads{all: p.head.Load()}
 	var names []string
 	for _, w := range ws {
 		if st := w.watchedStream(); st != AllStream && !slices.Contains(names, st) {

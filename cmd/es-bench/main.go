@@ -35,6 +35,7 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "alternating store/raw slices per measurement (1 with --short)")
 		load      = flag.Int("load", 0, "events preloaded for catch-up and big (default 1,000,000; 100,000 with --short)")
 		dataType  = flag.String("data-type", "bytea", "the stores' data column type: bytea or jsonb")
+		seqDelay  = flag.Duration("sequencer-delay", 0, "the stores' es.Config.SequencerDelay (0: the store's default; negative: none)")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: es-bench [flags]\n\n")
@@ -44,7 +45,7 @@ func main() {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := bench.Config{DatabaseURL: *url, Duration: *duration, Rounds: *rounds, LoadEvents: *load, DataType: *dataType, Progress: os.Stderr}
+	cfg := bench.Config{DatabaseURL: *url, Duration: *duration, Rounds: *rounds, LoadEvents: *load, DataType: *dataType, SequencerDelay: *seqDelay, Progress: os.Stderr}
 	switch *driver {
 	case "both":
 		cfg.Drivers = []string{"postgres", "pgx"}
