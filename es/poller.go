@@ -342,25 +342,31 @@ func (s *Store) readAllRunsOnce(ctx context.Context, pos int64, n int) (events [
 	if err != nil {
 		return nil, pos, err
 	}
-	rows, err := s.q.ReadAllRuns(ctx, conn, db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
+	readTo = pos
+	events = make([]RecordedEvent, 0, n)
+	var meta metadataDecoder
+	// Row by row into the events: collecting the generated rows first, then converting them,
+	// copied every page twice.
+	err = s.q.ReadAllRunsEach(ctx, conn, db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}}, func(r *db.ReadAllRunsRow) error {
+		if r.Scanned { // the last row: the last position examined, no event
+			readTo = r.EventNumber
+			return nil
+		}
+		events = append(events, RecordedEvent{
+			EventNumber: r.EventNumber, EventID: r.EventID, StreamID: r.OriginName, StreamVersion: r.OriginVersion,
+			EventType: r.EventType, CausationID: nullUUID(r.CausationID), CorrelationID: nullUUID(r.CorrelationID),
+			CreatedAt: r.CreatedAt,
+		})
+		ev := &events[len(events)-1]
+		if err := s.decode(&meta, ev, r.Data, r.Metadata); err != nil {
+			return opError("subscription read", "", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, pos, err
 	}
-	readTo = pos
-	if k := len(rows); k > 0 && rows[k-1].Scanned {
-		readTo = rows[k-1].EventNumber
-		rows = rows[:k-1]
-	}
-	conv := make([]db.ReadAllForwardRow, len(rows))
-	for i, r := range rows {
-		conv[i] = db.ReadAllForwardRow{
-			EventNumber: r.EventNumber, EventID: r.EventID, OriginName: r.OriginName, OriginVersion: r.OriginVersion,
-			EventType: r.EventType, CausationID: r.CausationID, CorrelationID: r.CorrelationID,
-			Data: r.Data, Metadata: r.Metadata, CreatedAt: r.CreatedAt,
-		}
-	}
-	events, err = s.allRows("subscription read", conv)
-	return events, readTo, err
+	return events, readTo, nil
 }
 
 // subscriptionReadPage is the most events a subscription reads in one query, whatever its

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "alternating store/raw slices per measurement (1 with --short)")
 		load      = flag.Int("load", 0, "events preloaded for catch-up and big (default 1,000,000; 100,000 with --short)")
 		dataType  = flag.String("data-type", "bytea", "the stores' data column type: bytea or jsonb")
+		cpuProf   = flag.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 		seqDelay  = flag.Duration("sequencer-delay", 0, "the stores' es.Config.SequencerDelay (0: the store's default; negative: none)")
 	)
 	flag.Usage = func() {
@@ -79,6 +81,17 @@ func main() {
 		cfg.Workloads = append(cfg.Workloads, bench.Big)
 	}
 
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "es-bench: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := bench.Run(ctx, cfg)
@@ -90,6 +103,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "es-bench:", err)
 		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
