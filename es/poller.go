@@ -1,6 +1,7 @@
 package es
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"maps"
@@ -366,8 +367,14 @@ func (s *Store) readAllRunsOnce(ctx context.Context, pos int64, n int) (events [
 	if err != nil {
 		return nil, pos, err
 	}
+	// The query's rows come in position order in practice (see ReadAllRuns), not by promise.
+	if !slices.IsSortedFunc(events, byEventNumber) {
+		slices.SortFunc(events, byEventNumber)
+	}
 	return events, readTo, nil
 }
+
+func byEventNumber(a, b RecordedEvent) int { return cmp.Compare(a.EventNumber, b.EventNumber) }
 
 // subscriptionReadPage is the most events a subscription reads in one query, whatever its
 // MaxQueueSize or BatchSize.
