@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/go-eventstore/eventstore/es"
@@ -236,7 +235,7 @@ func (r *runner) soakRun(ctx context.Context, e *env, res *Result) ([]soakSample
 				if n%1000 == 0 {
 					stream, version = fmt.Sprintf("%s-%d-%d", category, w, n/1000), 0
 				}
-				id := uuid.New()
+				id := newID()
 				evs[0].EventID = id
 				began := time.Now()
 				if err := f.store.AppendToStream(ctx, stream, es.ExpectedVersion(version), evs); err != nil {

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/go-eventstore/eventstore/es"
 )
 
@@ -288,7 +286,7 @@ func (r *runner) latencyRun(ctx context.Context, f *fixture, writers int, res *R
 			evs := storeEvents(1)
 			var version int64
 			for !stop.Load() && ctx.Err() == nil {
-				id := uuid.New()
+				id := newID()
 				evs[0].EventID = id
 				if err := f.store.AppendToStream(ctx, stream, es.ExpectedVersion(version), evs); err != nil {
 					errOnce.Do(func() { writeErr = err; stop.Store(true) })
