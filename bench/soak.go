@@ -120,9 +120,8 @@ func mean(d []time.Duration) time.Duration {
 func (r *runner) soak(ctx context.Context, e *env) error {
 	c := r.cfg
 	res := Result{
-		Workload: fmt.Sprintf("soak: %d writers x 1 event/call at %s in all, 2 persistent subscriptions, %s",
-			SoakWriters, FormatRate(float64(c.SoakRate)), c.SoakDuration),
-		Driver: e.driver,
+		Workload: fmt.Sprintf("soak: %d writers at %s, %s", SoakWriters, FormatRate(float64(c.SoakRate)), c.SoakDuration),
+		Driver:   e.driver,
 	}
 	samples, err := r.soakRun(ctx, e, &res)
 	for _, s := range samples {
