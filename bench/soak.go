@@ -245,10 +245,9 @@ func (r *runner) soakRun(ctx context.Context, e *env, res *Result) ([]soakSample
 				appendLat.add(now.Sub(began))
 				version++
 				appended.Add(1)
-				if v, loaded := marks.LoadOrStore(id, commitMark(now)); loaded {
+				if _, loaded := marks.LoadOrStore(id, commitMark(now)); loaded {
 					marks.Delete(id)
 					deliverLat.add(0) // delivered before AppendToStream returned
-					_ = v
 				}
 			}
 		})
