@@ -59,9 +59,10 @@ const (
 )
 
 // AllWorkloads lists every workload name, in run order.
-var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters, ManySubs}
+var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters, ManySubs, Soak}
 
-// DefaultWorkloads are the workloads run when Config.Workloads is empty: all but Big and Filters.
+// DefaultWorkloads are the workloads run when Config.Workloads is empty: all but Big, Filters,
+// ManySubs and Soak.
 var DefaultWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp}
 
 // Config configures Run. The zero value runs the default workloads under both drivers, 5s each,
@@ -107,6 +108,15 @@ type Config struct {
 	// DataType is the stores' data column type, "bytea" or "jsonb" (see goose.Options); the
 	// baseline's table stays bytea. Defaults to bytea.
 	DataType string
+	// SoakDuration is how long the Soak workload runs. Defaults to 30 minutes.
+	SoakDuration time.Duration
+	// SoakRate is the Soak workload's total append rate in events per second, shared by its
+	// SoakWriters writers. Defaults to 1000.
+	SoakRate int
+	// SoakInterval is how often the Soak workload reports. Defaults to a minute.
+	SoakInterval time.Duration
+	// SequencerDelay is the stores' es.Config.SequencerDelay. Defaults to 0: the store's default.
+	SequencerDelay time.Duration
 	// Progress receives progress lines. Defaults to discarding them.
 	Progress io.Writer
 	// Logger is the stores' logger. Defaults to a Warn-level text handler on stderr.
@@ -146,6 +156,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LoadWriters <= 0 {
 		c.LoadWriters = 4
+	}
+	if c.SoakDuration <= 0 {
+		c.SoakDuration = 30 * time.Minute
+	}
+	if c.SoakRate <= 0 {
+		c.SoakRate = 1000
+	}
+	if c.SoakInterval <= 0 {
+		c.SoakInterval = time.Minute
 	}
 	if c.LatencyMinEvents <= 0 {
 		c.LatencyMinEvents = 3000
@@ -368,6 +387,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				break
 			}
 			if err := r.manySubs(ctx, e); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if selected(Soak) {
+		for _, e := range r.envs {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := r.soak(ctx, e); err != nil {
 				errs = append(errs, err)
 			}
 		}

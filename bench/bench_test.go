@@ -32,6 +32,9 @@ func TestHarness(t *testing.T) {
 		Subscriptions:    20,
 		LoadWriters:      2,
 		LatencyMinEvents: 20,
+		SoakDuration:     300 * time.Millisecond,
+		SoakInterval:     100 * time.Millisecond,
+		SoakRate:         200,
 		Progress:         &progress,
 	})
 	if err != nil || testing.Verbose() {
@@ -48,7 +51,7 @@ func TestHarness(t *testing.T) {
 		"[2,500 loaded] append 100 events/call, 2 writers, distinct streams":        false,
 		"[2,500 loaded] read the first 100 events of a 1000-event stream, 1 reader": false,
 	}
-	var latency, catchup bool
+	var latency, catchup, soak bool
 	for _, r := range rep.Results {
 		is.Equal(r.Driver, estest.Driver())
 		is.NoErr(r.Err)
@@ -59,6 +62,10 @@ func TestHarness(t *testing.T) {
 			want[r.Workload] = true
 		}
 		switch {
+		case strings.HasPrefix(r.Workload, "soak:"):
+			soak = true
+			is.True(len(r.Notes) >= 2) // a line per interval, and the trend
+			is.Equal(r.RatioString(), "-")
 		case r.Latency != nil:
 			latency = true
 			is.True(r.Latency.N >= 20)
@@ -82,9 +89,10 @@ func TestHarness(t *testing.T) {
 	}
 	is.True(latency)
 	is.True(catchup)
+	is.True(soak)
 	// 2 + 2 + 1 + 2 append and read levels, latency, preload, catch-up, 2 big appends, 2 big reads,
-	// 4 filtered reads, many subscriptions.
-	is.Equal(len(rep.Results), 19)
+	// 4 filtered reads, many subscriptions, soak.
+	is.Equal(len(rep.Results), 20)
 
 	var out bytes.Buffer
 	is.NoErr(rep.WriteMarkdown(&out))

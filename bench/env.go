@@ -149,7 +149,7 @@ const benchType = "BenchEvent"
 
 // newFixture creates bench_<random>, migrates it with goose, adds the baseline's tables and opens
 // a store on it.
-func (e *env) newFixture(ctx context.Context) (*fixture, error) {
+func (e *env) newFixture(ctx context.Context, configure ...func(*es.Config)) (*fixture, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "bench_" + hex.EncodeToString(b[:])
@@ -168,12 +168,18 @@ func (e *env) newFixture(ctx context.Context) (*fixture, error) {
 		raw.close()
 		return nil, err
 	}
-	store, err := es.New(e.db, &es.Config{
+	cfg := &es.Config{
 		Schema:     schema,
 		ListenDSN:  e.r.dsn,
 		Serializer: ser,
 		Logger:     e.r.cfg.Logger,
-	})
+
+		SequencerDelay: e.r.cfg.SequencerDelay,
+	}
+	for _, fn := range configure {
+		fn(cfg)
+	}
+	store, err := es.New(e.db, cfg)
 	if err != nil {
 		raw.close()
 		return nil, err

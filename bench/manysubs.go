@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/go-eventstore/eventstore/es"
 )
 
@@ -166,7 +164,7 @@ func (r *runner) manySubsRun(ctx context.Context, e *env, res *Result) error {
 					return
 				case <-tick.C:
 				}
-				id := uuid.New()
+				id := newID()
 				evs[0].EventID = id
 				if err := f.store.AppendToStream(ctx, stream, es.ExpectedVersion(v), evs); err != nil {
 					writeOnce.Do(func() { writeErr = err })

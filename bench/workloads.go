@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/go-eventstore/eventstore/es"
 )
 
@@ -288,7 +286,7 @@ func (r *runner) latencyRun(ctx context.Context, f *fixture, writers int, res *R
 			evs := storeEvents(1)
 			var version int64
 			for !stop.Load() && ctx.Err() == nil {
-				id := uuid.New()
+				id := newID()
 				evs[0].EventID = id
 				if err := f.store.AppendToStream(ctx, stream, es.ExpectedVersion(version), evs); err != nil {
 					errOnce.Do(func() { writeErr = err; stop.Store(true) })
@@ -621,5 +619,11 @@ func (r *runner) method() []string {
 			"AppendToStream returned. No raw baseline.",
 		"Big: the append and read workloads run again in the preloaded schema (the store holding the preloaded events, " +
 			"raw_events the same rows); the read reads the first 100 events of a preloaded stream.",
+		"Soak (--soak only): 10 writers append 1 event per call (exact expected version; a new stream every 1,000 events) " +
+			"on tickers that give the total rate, while a persistent SubscribeToAll (delivery latency as above) and a " +
+			"SubscribeToCategory of the writers' category ack every batch. Each interval reports the appends' latency " +
+			"percentiles, the delivery p99, the store's sequencer passes from their OpenTelemetry spans (passes that " +
+			"numbered appends; round trip and commit included), and the pending table's rows, total size, dead rows and " +
+			"autovacuum count from pg_stat_user_tables (whose counters PostgreSQL reports with a delay of up to a second).",
 	}
 }

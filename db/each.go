@@ -7,7 +7,11 @@ package db
 // the CPU. Keep each Scan in step with the generated method it mirrors (the es tests read every
 // column).
 
-import "context"
+import (
+	"context"
+
+	"github.com/lib/pq"
+)
 
 // ReadStreamForwardEach is ReadStreamForward, row by row; row is reused between calls.
 func (q *Queries) ReadStreamForwardEach(ctx context.Context, db DBTX, arg ReadStreamForwardParams, fn func(row *ReadStreamForwardRow) error) error {
@@ -40,6 +44,40 @@ func eachStreamRow(ctx context.Context, db DBTX, query string, maxRows int64, st
 			&i.Metadata,
 			&i.CreatedAt,
 			&i.Deleted,
+		); err != nil {
+			return err
+		}
+		if err := fn(&i); err != nil {
+			return err
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
+// ReadAllRunsEach is ReadAllRuns, row by row; row is reused between calls.
+func (q *Queries) ReadAllRunsEach(ctx context.Context, db DBTX, arg ReadAllRunsParams, fn func(row *ReadAllRunsRow) error) error {
+	rows, err := db.QueryContext(ctx, readAllRuns, arg.Start, arg.MaxCount, pq.Array(arg.EventTypes))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var i ReadAllRunsRow
+	for rows.Next() {
+		if err := rows.Scan(
+			&i.EventNumber,
+			&i.EventID,
+			&i.OriginName,
+			&i.OriginVersion,
+			&i.EventType,
+			&i.CausationID,
+			&i.CorrelationID,
+			&i.Data,
+			&i.Metadata,
+			&i.CreatedAt,
+			&i.Scanned,
 		); err != nil {
 			return err
 		}

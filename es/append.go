@@ -212,7 +212,10 @@ func (s *Store) prepareEvents(events []EventData, jsonb bool) (db.AppendEventsPa
 		id := e.EventID
 		if id == uuid.Nil {
 			var err error
-			if id, err = uuid.NewRandom(); err != nil {
+			// Version 7, time-ordered: random (v4) ids scattered the inserts over the whole
+			// primary-key index, which at 3,000,000 events no longer fits in shared_buffers
+			// (BENCHMARKS.md, "Event ids").
+			if id, err = uuid.NewV7(); err != nil {
 				return p, fmt.Errorf("event %d: generate id: %w", i, err)
 			}
 		} else {

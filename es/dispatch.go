@@ -132,8 +132,13 @@ type ackKey struct {
 // events it acknowledged and the first number that was not in flight, or -1.
 func (d *dispatcher) ack(m *member, keys []ackKey) (acked int, missing int64) {
 	missing = -1
+	// done counts the events acknowledged from the front of inflight so far; they are cut off
+	// once at the end. Cutting per key moved the rest of the batch each time: acking a batch of
+	// 1,000 events one key each (Ack(batch...)) copied ~500,000 events, a third of the Go CPU of
+	// a catch-up.
+	done := 0
 	for _, k := range keys {
-		i := slices.IndexFunc(m.inflight, func(ev RecordedEvent) bool {
+		i := slices.IndexFunc(m.inflight[done:], func(ev RecordedEvent) bool {
 			return ev.EventNumber == k.number && (k.id == uuid.Nil || ev.EventID == k.id)
 		})
 		if i < 0 {
@@ -142,11 +147,14 @@ func (d *dispatcher) ack(m *member, keys []ackKey) (acked int, missing int64) {
 			}
 			continue
 		}
-		for _, ev := range m.inflight[:i+1] {
+		for _, ev := range m.inflight[done : done+i+1] {
 			d.release(ev.EventNumber)
 		}
-		acked += i + 1
-		m.inflight = slices.Delete(m.inflight, 0, i+1)
+		done += i + 1
+	}
+	acked = done
+	if done > 0 {
+		m.inflight = slices.Delete(m.inflight, 0, done)
 	}
 	return acked, missing
 }

@@ -26,7 +26,9 @@ func (v ExpectedVersion) valid() bool { return v >= StreamExists }
 
 // EventData is an event to append.
 type EventData struct {
-	// EventID identifies the event. Defaults to a new random UUID when zero.
+	// EventID identifies the event. Defaults, when zero, to a new time-ordered UUID (version 7):
+	// consecutive appends then insert next to each other in the events' primary-key index
+	// instead of anywhere in it, which keeps appends as fast with millions of events stored.
 	EventID uuid.UUID
 	// EventType names the event. Defaults to the serializer's name for Data's type.
 	EventType string

@@ -1,6 +1,7 @@
 package es
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"maps"
@@ -141,6 +142,41 @@ func (p *poller) run(ctx context.Context) {
 	}
 }
 
+// raiseHead moves the known $all head up to last, never down: a poll that started before a
+// sequencer pass of this process may report an older head than advanced did.
+func (p *poller) raiseHead(last int64) {
+	for {
+		old := p.head.Load()
+		if last <= old || p.head.CompareAndSwap(old, last) {
+			return
+		}
+	}
+}
+
+// advanced wakes the $all readers after a sequencer pass of this process committed positions up
+// to last. They need no poll to learn the head: the pass just gave it, so they read at once,
+// without a head query between an append and its delivery. Readers of single streams still
+// wait for a poll, and so does news of other processes' deletes (their NOTIFY or the poll
+// interval).
+func (p *poller) advanced(last int64) {
+	p.raiseHead(last)
+	p.mu.Lock()
+	ws := slices.Collect(maps.Keys(p.watchers))
+	p.mu.Unlock()
+	h := &heads{all: p.head.Load()}
+	streams := false
+	for _, w := range ws {
+		if w.watchedStream() == AllStream {
+			w.observe(h)
+		} else {
+			streams = true
+		}
+	}
+	if streams {
+		p.wake()
+	}
+}
+
 // listen forwards NOTIFY wake-ups until ctx ends. The Listener connects and reconnects on its
 // own, logging the cause of a failure once per outage; meanwhile, polling delivers.
 func (p *poller) listen(ctx context.Context, out chan<- struct{}) {
@@ -182,8 +218,8 @@ func (p *poller) poll(ctx context.Context) error {
 		p.deleteGen.Add(1)
 	}
 	p.dbGen = r.Generation
-	p.head.Store(r.LastPosition)
-	h := &heads{all: r.LastPosition}
+	p.raiseHead(r.LastPosition)
+	h := &heads{all: p.head.Load()}
 	var names []string
 	for _, w := range ws {
 		if st := w.watchedStream(); st != AllStream && !slices.Contains(names, st) {
@@ -307,26 +343,38 @@ func (s *Store) readAllRunsOnce(ctx context.Context, pos int64, n int) (events [
 	if err != nil {
 		return nil, pos, err
 	}
-	rows, err := s.q.ReadAllRuns(ctx, conn, db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}})
+	readTo = pos
+	events = make([]RecordedEvent, 0, n)
+	var meta metadataDecoder
+	// Row by row into the events: collecting the generated rows first, then converting them,
+	// copied every page twice.
+	err = s.q.ReadAllRunsEach(ctx, conn, db.ReadAllRunsParams{Start: pos + 1, MaxCount: int64(n), EventTypes: []string{}}, func(r *db.ReadAllRunsRow) error {
+		if r.Scanned { // the last row: the last position examined, no event
+			readTo = r.EventNumber
+			return nil
+		}
+		events = append(events, RecordedEvent{
+			EventNumber: r.EventNumber, EventID: r.EventID, StreamID: r.OriginName, StreamVersion: r.OriginVersion,
+			EventType: r.EventType, CausationID: nullUUID(r.CausationID), CorrelationID: nullUUID(r.CorrelationID),
+			CreatedAt: r.CreatedAt,
+		})
+		ev := &events[len(events)-1]
+		if err := s.decode(&meta, ev, r.Data, r.Metadata); err != nil {
+			return opError("subscription read", "", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, pos, err
 	}
-	readTo = pos
-	if k := len(rows); k > 0 && rows[k-1].Scanned {
-		readTo = rows[k-1].EventNumber
-		rows = rows[:k-1]
+	// The query's rows come in position order in practice (see ReadAllRuns), not by promise.
+	if !slices.IsSortedFunc(events, byEventNumber) {
+		slices.SortFunc(events, byEventNumber)
 	}
-	conv := make([]db.ReadAllForwardRow, len(rows))
-	for i, r := range rows {
-		conv[i] = db.ReadAllForwardRow{
-			EventNumber: r.EventNumber, EventID: r.EventID, OriginName: r.OriginName, OriginVersion: r.OriginVersion,
-			EventType: r.EventType, CausationID: r.CausationID, CorrelationID: r.CorrelationID,
-			Data: r.Data, Metadata: r.Metadata, CreatedAt: r.CreatedAt,
-		}
-	}
-	events, err = s.allRows("subscription read", conv)
-	return events, readTo, err
+	return events, readTo, nil
 }
+
+func byEventNumber(a, b RecordedEvent) int { return cmp.Compare(a.EventNumber, b.EventNumber) }
 
 // subscriptionReadPage is the most events a subscription reads in one query, whatever its
 // MaxQueueSize or BatchSize.

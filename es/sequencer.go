@@ -98,7 +98,7 @@ func (q *sequencer) pass(ctx context.Context, max int) (full bool, err error) {
 	})
 	q.s.tel.sequencerPass(start, r, err)
 	if r.LastPosition > 0 {
-		q.s.poller.wake() // this process's subscribers need not wait for the NOTIFY
+		q.s.poller.advanced(r.LastPosition) // this process's subscribers need not wait for the NOTIFY
 	}
 	return int(r.Appends) >= max, err
 }

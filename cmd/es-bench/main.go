@@ -4,11 +4,12 @@
 //
 //	go run ./cmd/es-bench [--database-url URL] [--driver postgres|pgx|both] [--duration 5s]
 //	                      [--short] [--big] [--workloads append1,append100,...]
+//	go run ./cmd/es-bench --soak [--soak-duration 30m] [--soak-rate 1000] [--soak-interval 1m]
 //
 // Without --database-url it starts a throwaway PostgreSQL with fsync and synchronous_commit on
 // (as shipped) and stops it at the end. Every workload runs in a fresh schema, dropped afterwards.
 // --short is a quick run (1.2s per side and measurement in one slice, 100,000-event catch-up, no
-// big workloads).
+// big workloads). --soak runs only the sustained-load soak (see bench.Soak), 30 minutes by default.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +37,12 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "alternating store/raw slices per measurement (1 with --short)")
 		load      = flag.Int("load", 0, "events preloaded for catch-up and big (default 1,000,000; 100,000 with --short)")
 		dataType  = flag.String("data-type", "bytea", "the stores' data column type: bytea or jsonb")
+		soak      = flag.Bool("soak", false, "run only the soak: 10 writers at a fixed rate with subscriptions, a report every --soak-interval (driver pgx unless --driver)")
+		soakFor   = flag.Duration("soak-duration", 30*time.Minute, "how long the soak runs")
+		soakRate  = flag.Int("soak-rate", 1000, "the soak's total append rate, events per second")
+		soakEvery = flag.Duration("soak-interval", time.Minute, "how often the soak reports")
+		cpuProf   = flag.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
+		seqDelay  = flag.Duration("sequencer-delay", 0, "the stores' es.Config.SequencerDelay (0: the store's default; negative: none)")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: es-bench [flags]\n\n")
@@ -44,7 +52,7 @@ func main() {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := bench.Config{DatabaseURL: *url, Duration: *duration, Rounds: *rounds, LoadEvents: *load, DataType: *dataType, Progress: os.Stderr}
+	cfg := bench.Config{DatabaseURL: *url, Duration: *duration, Rounds: *rounds, LoadEvents: *load, DataType: *dataType, SequencerDelay: *seqDelay, Progress: os.Stderr}
 	switch *driver {
 	case "both":
 		cfg.Drivers = []string{"postgres", "pgx"}
@@ -74,10 +82,28 @@ func main() {
 	} else {
 		cfg.Workloads = append(cfg.Workloads, bench.DefaultWorkloads...)
 	}
+	if *soak {
+		cfg.Workloads = []string{bench.Soak}
+		if !set["driver"] {
+			cfg.Drivers = []string{"pgx"}
+		}
+	}
+	cfg.SoakDuration, cfg.SoakRate, cfg.SoakInterval = *soakFor, *soakRate, *soakEvery
 	if *big && !slices.Contains(cfg.Workloads, bench.Big) {
 		cfg.Workloads = append(cfg.Workloads, bench.Big)
 	}
 
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "es-bench: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := bench.Run(ctx, cfg)
@@ -89,6 +115,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "es-bench:", err)
 		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
