@@ -200,24 +200,12 @@ func (s *Store) projectSegments(ctx context.Context, stream, name string, po Pro
 // createSegments creates the rows of a segmented subscription unless it exists, and returns
 // each segment's start.
 func (s *Store) createSegments(ctx context.Context, stream, name string, n int, o SubscriptionOptions) ([]subscriptionStart, error) {
-	start, pk := o.StartFrom, int64(0)
-	all, _, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes)
-	if start == StartCurrent || !all {
-		read := stream
-		if all {
-			read = AllStream
-		}
-		pos, streamPK, err := s.position(ctx, read)
-		if err != nil {
-			return nil, err
-		}
-		pk = streamPK
-		if start == StartCurrent {
-			start = pos
-		}
+	start, pk, err := s.resolveStart(ctx, stream, o)
+	if err != nil {
+		return nil, err
 	}
 	var starts []subscriptionStart
-	err := s.inTx(ctx, &callOptions{}, func(conn sqltmpl.DBTX) error {
+	err = s.inTx(ctx, &callOptions{}, func(conn sqltmpl.DBTX) error {
 		if err := s.q.InsertSegments(ctx, conn, db.InsertSegmentsParams{
 			StreamName: stream, SubscriptionName: name, Segments: int32(n), Start: start, StreamPk: pk,
 		}); err != nil {

@@ -323,21 +323,9 @@ func (s *Store) createSubscription(ctx context.Context, stream, name string, o S
 	if o.segments > 1 {
 		return o.segmentStart, nil // the group created every segment's row
 	}
-	start, pk := o.StartFrom, int64(0)
-	all, _, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes)
-	if start == StartCurrent || !all {
-		read := stream
-		if all {
-			read = AllStream
-		}
-		pos, streamPK, err := s.position(ctx, read)
-		if err != nil {
-			return subscriptionStart{}, err
-		}
-		pk = streamPK
-		if start == StartCurrent {
-			start = pos
-		}
+	start, pk, err := s.resolveStart(ctx, stream, o)
+	if err != nil {
+		return subscriptionStart{}, err
 	}
 	if o.Transient {
 		return subscriptionStart{checkpoint: start, streamPK: pk}, nil
@@ -349,6 +337,28 @@ func (s *Store) createSubscription(ctx context.Context, stream, name string, o S
 		err = segmentCountError(name, int(r.Segments), 1)
 	}
 	return subscriptionStart{id: r.ID, checkpoint: r.LastSeen, streamPK: pk}, err
+}
+
+// resolveStart returns where a new subscription starts (StartCurrent read now) and, for a
+// stream subscription, the stream's incarnation (0 for $all, or a stream not created yet).
+func (s *Store) resolveStart(ctx context.Context, stream string, o SubscriptionOptions) (start, pk int64, err error) {
+	start = o.StartFrom
+	all, _, _ := subscriptionFilter(stream, o.Categories, o.StreamPrefixes, o.EventTypes)
+	if start != StartCurrent && all {
+		return start, 0, nil
+	}
+	read := stream
+	if all {
+		read = AllStream
+	}
+	pos, pk, err := s.position(ctx, read)
+	if err != nil {
+		return 0, 0, err
+	}
+	if start == StartCurrent {
+		start = pos
+	}
+	return start, pk, nil
 }
 
 // forget drops a finished subscription from the registry.
