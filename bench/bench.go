@@ -59,10 +59,10 @@ const (
 )
 
 // AllWorkloads lists every workload name, in run order.
-var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters, ManySubs, Soak}
+var AllWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp, Big, Filters, ManySubs, Soak, AppendParts}
 
 // DefaultWorkloads are the workloads run when Config.Workloads is empty: all but Big, Filters,
-// ManySubs and Soak.
+// ManySubs, Soak and AppendParts.
 var DefaultWorkloads = []string{Append1, Append100, OneStream, Read, LatencyWorkload, CatchUp}
 
 // Config configures Run. The zero value runs the default workloads under both drivers, 5s each,
@@ -397,6 +397,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				break
 			}
 			if err := r.soak(ctx, e); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if selected(AppendParts) {
+		for _, e := range r.envs {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := r.appendParts(ctx, e); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -625,5 +625,11 @@ func (r *runner) method() []string {
 			"percentiles, the delivery p99, the store's sequencer passes from their OpenTelemetry spans (passes that " +
 			"numbered appends; round trip and commit included), and the pending table's rows, total size, dead rows and " +
 			"autovacuum count from pg_stat_user_tables (whose counters PostgreSQL reports with a delay of up to a second).",
+		"Append parts (--workloads appendparts only): 1-event appends, exact expected version, distinct streams, 1 and 10 " +
+			"writers, each part against the raw INSERT in the same alternating slices. Parts: an UPDATE of the writer's row " +
+			"in parts_streams (id, unique name, version) checked against the expected version; the floor, that UPDATE and " +
+			"the event's INSERT into parts_events (primary key, unique stream and version) in one statement; the store's " +
+			"AppendToStream with SequencerInterval and SequencerDelay of an hour, so that no $all pass runs while it is " +
+			"timed; AppendToStream as shipped.",
 	}
 }

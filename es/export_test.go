@@ -20,3 +20,6 @@ func SetDeliveryHook(f func(stream, name string, epoch int64, batch []RecordedEv
 	}
 	deliveryHook.Store(&f)
 }
+
+// ReadAheadsUsed says how many pages read ahead s's subscriptions used.
+func ReadAheadsUsed(s *Store) int64 { return s.readAheadsUsed.Load() }

@@ -327,7 +327,7 @@ type allPage struct {
 // They share the events' Data and Metadata values (as every reader of a RecordedEvent should,
 // treat them as read-only).
 func (s *Store) readAllRuns(ctx context.Context, pos int64, n int) (events []RecordedEvent, readTo int64, err error) {
-	v, err, _ := s.allReads.Do(strconv.FormatInt(pos, 10)+"/"+strconv.Itoa(n), func() (any, error) {
+	v, err, shared := s.allReads.Do(strconv.FormatInt(pos, 10)+"/"+strconv.Itoa(n), func() (any, error) {
 		events, readTo, err := s.readAllRunsOnce(ctx, pos, n)
 		return allPage{events, readTo}, err
 	})
@@ -335,7 +335,10 @@ func (s *Store) readAllRuns(ctx context.Context, pos int64, n int) (events []Rec
 		return nil, pos, err
 	}
 	p := v.(allPage)
-	return slices.Clone(p.events), p.readTo, nil
+	if !shared {
+		return p.events, p.readTo, nil // a catching-up subscription's own page: no copy
+	}
+	return slices.Clone(p.events), p.readTo, nil // callers filter their slice in place
 }
 
 func (s *Store) readAllRunsOnce(ctx context.Context, pos int64, n int) (events []RecordedEvent, readTo int64, err error) {

@@ -40,15 +40,16 @@ type subscription struct {
 	d           *dispatcher
 	cp          checkpointer
 	subscribers []*Subscriber
-	closing     bool      // the last subscriber left: it takes no more
-	active      bool      // this process holds the lease and delivers
-	epoch       int64     // the lease's epoch
-	deadline    time.Time // when the lease runs out unless renewed, on this process's clock
-	leaseLost   bool      // a renewal found the lease taken or gone
-	streamPK    int64     // the stream's incarnation the checkpoint counts in (0: unknown)
-	pkChanged   bool      // the stream was re-created: the checkpoint must be written
-	gen         int64     // the poller's deletes generation the queue was read under
-	onParked    func()    // a projection's: RetryParked or DiscardParked was called in this process
+	closing     bool       // the last subscriber left: it takes no more
+	active      bool       // this process holds the lease and delivers
+	epoch       int64      // the lease's epoch
+	deadline    time.Time  // when the lease runs out unless renewed, on this process's clock
+	leaseLost   bool       // a renewal found the lease taken or gone
+	streamPK    int64      // the stream's incarnation the checkpoint counts in (0: unknown)
+	pkChanged   bool       // the stream was re-created: the checkpoint must be written
+	gen         int64      // the poller's deletes generation the queue was read under
+	ahead       *readAhead // the next page, read while this one is delivered (es/readahead.go)
+	onParked    func()     // a projection's: RetryParked or DiscardParked was called in this process
 }
 
 func newSubscription(s *Store, stream, name string, o SubscriptionOptions, start subscriptionStart) *subscription {
@@ -311,7 +312,28 @@ func (sub *subscription) fill() (more bool, err error) {
 	if room <= 0 || queued > sub.opts.MaxQueueSize/2 {
 		return false, nil // enough queued: read again when it runs low
 	}
-	events, readTo, readPK, more, err := sub.store.readSource(sub.ctx, sub.stream, sub.all, sub.f, from, room)
+	sub.mu.Lock()
+	ahead := sub.takeReadAhead(from, room)
+	n := min(room, subscriptionReadPage)
+	if ahead != nil {
+		n = ahead.n
+	}
+	sub.readAheadAfter(from, n, room-n)
+	sub.mu.Unlock()
+	var events []RecordedEvent
+	var readTo, readPK int64
+	if ahead != nil {
+		select {
+		case <-ahead.done:
+		case <-sub.ctx.Done():
+			return false, context.Cause(sub.ctx)
+		}
+		// Read again after it: events may have come since it started.
+		events, readTo, more, err = ahead.events, ahead.readTo, ahead.err == nil, ahead.err
+		sub.store.readAheadsUsed.Add(1)
+	} else {
+		events, readTo, readPK, more, err = sub.store.readSource(sub.ctx, sub.stream, sub.all, sub.f, from, room)
+	}
 	if err != nil {
 		return false, err
 	}

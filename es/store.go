@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -122,19 +123,21 @@ type Store struct {
 	dataType   dataTypeState // bytea or jsonb, read from the schema on first write
 	tel        *telemetry    // nil without a MeterProvider or TracerProvider
 
-	seq          *sequencer
-	poller       *poller
-	allReads     singleflight.Group // concurrent identical subscription reads of $all
-	leases       *leaseKeeper
-	checkpoints  *checkpointWriter
-	pollInterval time.Duration
-	subsMu       sync.Mutex
-	subs         map[subKey]*subscription
-	groups       map[subKey]*segmentGroup // segmented projections (segment is 0 in the key)
-	transients   map[*TransientSubscription]struct{}
-	listenOnce   sync.Once
-	listenConn   *notify.Listener
-	replica      *replicaState // nil without Config.Replica
+	seq            *sequencer
+	poller         *poller
+	allReads       singleflight.Group // concurrent identical subscription reads of $all
+	readAheads     atomic.Int32       // subscription pages being read ahead (es/readahead.go)
+	readAheadsUsed atomic.Int64       // pages read ahead that a subscription delivered (tests)
+	leases         *leaseKeeper
+	checkpoints    *checkpointWriter
+	pollInterval   time.Duration
+	subsMu         sync.Mutex
+	subs           map[subKey]*subscription
+	groups         map[subKey]*segmentGroup // segmented projections (segment is 0 in the key)
+	transients     map[*TransientSubscription]struct{}
+	listenOnce     sync.Once
+	listenConn     *notify.Listener
+	replica        *replicaState // nil without Config.Replica
 
 	cancel     context.CancelFunc // stops the background loops
 	hardCtx    context.Context    // bounds the last writes of a stop; cancelled when Shutdown's ctx ends
