@@ -1,5 +1,11 @@
 package es
 
+import (
+	"database/sql"
+	"math"
+	"sync"
+)
+
 // A persistent subscription of $all that catches up reads its next page while it hands out the
 // current one. Reading a page is a query whose server time and whose decoding in Go take about
 // the same (300,000 events, pgx: 3.6 µs of Go per event, the rest waiting for the server), and
@@ -31,9 +37,9 @@ type readAhead struct {
 
 // readAheadAllowed says whether the Store may start another read ahead now, and counts it.
 func (s *Store) readAheadAllowed() bool {
-	limit := int32(maxReadAheads)
-	if open := s.db.Stats().MaxOpenConnections; open > 0 {
-		limit = int32(min(open/4, maxReadAheads))
+	limit := readAheadLimit(s.db)
+	if s.replica != nil { // catch-up reads go to the replica while it keeps up, else here
+		limit = min(limit, readAheadLimit(s.replica.db))
 	}
 	for {
 		n := s.readAheads.Load()
@@ -46,23 +52,36 @@ func (s *Store) readAheadAllowed() bool {
 	}
 }
 
+// readAheadLimit is how many reads ahead a pool takes at once: a quarter of its connections, at
+// most maxReadAheads.
+func readAheadLimit(pool *sql.DB) int32 {
+	if open := pool.Stats().MaxOpenConnections; open > 0 {
+		return int32(min(open/4, maxReadAheads))
+	}
+	return maxReadAheads
+}
+
 // readAheadAfter starts reading the page that follows a read of n positions after from, while
 // that read runs, when the subscription reads all of $all (whose positions have no gaps, so a
 // full page ends at from+n) and $all reaches past both pages; room is what the queue will have
 // left for it. Must hold mu.
 func (sub *subscription) readAheadAfter(from int64, n, room int) {
 	next := min(room, subscriptionReadPage)
-	if !sub.all || !sub.f.isZero() || next <= 0 || sub.store.poller.head.Load() < from+int64(n+next) ||
-		!sub.store.readAheadAllowed() {
+	if !sub.all || !sub.f.isZero() || next <= 0 || from > math.MaxInt64-int64(n+next) ||
+		sub.store.poller.head.Load() < from+int64(n+next) || !sub.store.readAheadAllowed() {
 		return
 	}
 	a := &readAhead{from: from + int64(n), epoch: sub.epoch, gen: sub.gen, n: next, done: make(chan struct{})}
 	sub.ahead = a
-	go func() {
+	started := sub.store.aheads.start(func() {
 		defer close(a.done)
 		defer sub.store.readAheads.Add(-1)
 		a.events, a.readTo, _, a.more, a.err = sub.store.readSource(sub.ctx, sub.stream, sub.all, sub.f, a.from, a.n)
-	}()
+	})
+	if !started {
+		sub.store.readAheads.Add(-1)
+		sub.ahead = nil
+	}
 }
 
 // takeReadAhead returns the read ahead that fill can use in place of reading up to room events
@@ -74,4 +93,31 @@ func (sub *subscription) takeReadAhead(from int64, room int) *readAhead {
 		return nil
 	}
 	return a
+}
+
+// readAheads runs the reads ahead of a Store, so that Shutdown waits for them before it closes
+// the prepared statements they use.
+type readAheads struct {
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// start runs fn in a goroutine, unless the Store is shutting down.
+func (r *readAheads) start(fn func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return false
+	}
+	r.wg.Go(fn)
+	return true
+}
+
+// stop refuses new reads ahead and waits for those running.
+func (r *readAheads) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.wg.Wait()
 }

@@ -128,6 +128,7 @@ type Store struct {
 	allReads       singleflight.Group // concurrent identical subscription reads of $all
 	readAheads     atomic.Int32       // subscription pages being read ahead (es/readahead.go)
 	readAheadsUsed atomic.Int64       // pages read ahead that a subscription delivered (tests)
+	aheads         readAheads         // the reads ahead running
 	leases         *leaseKeeper
 	checkpoints    *checkpointWriter
 	pollInterval   time.Duration
@@ -304,6 +305,7 @@ func (s *Store) Shutdown(ctx context.Context) error {
 		close(s.closed)
 		s.subsMu.Unlock()
 		s.stopSubscriptions()
+		s.aheads.stop() // their subscriptions' contexts, cancelled, end them
 		s.tel.close()
 		s.cancel()
 		s.wg.Wait()
