@@ -1,0 +1,2 @@
+-- The prototype's pass (sequence_runs.sql).
+SELECT p.sequence_runs(1000);
