@@ -35,26 +35,18 @@ type readAhead struct {
 	err    error
 }
 
-// readAheadAllowed says whether the Store may start another read ahead now, and counts it.
-func (s *Store) readAheadAllowed() bool {
-	limit := readAheadLimit(s.db)
+// readAheadLimit is how many reads ahead the Store runs at once.
+func (s *Store) readAheadLimit() int32 {
+	limit := poolReadAheads(s.db)
 	if s.replica != nil { // catch-up reads go to the replica while it keeps up, else here
-		limit = min(limit, readAheadLimit(s.replica.db))
+		limit = min(limit, poolReadAheads(s.replica.db))
 	}
-	for {
-		n := s.readAheads.Load()
-		if n >= limit {
-			return false
-		}
-		if s.readAheads.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
+	return limit
 }
 
-// readAheadLimit is how many reads ahead a pool takes at once: a quarter of its connections, at
+// poolReadAheads is how many reads ahead a pool takes at once: a quarter of its connections, at
 // most maxReadAheads.
-func readAheadLimit(pool *sql.DB) int32 {
+func poolReadAheads(pool *sql.DB) int32 {
 	if open := pool.Stats().MaxOpenConnections; open > 0 {
 		return int32(min(open/4, maxReadAheads))
 	}
@@ -68,19 +60,15 @@ func readAheadLimit(pool *sql.DB) int32 {
 func (sub *subscription) readAheadAfter(from int64, n, room int) {
 	next := min(room, subscriptionReadPage)
 	if !sub.all || !sub.f.isZero() || next <= 0 || from > math.MaxInt64-int64(n+next) ||
-		sub.store.poller.head.Load() < from+int64(n+next) || !sub.store.readAheadAllowed() {
+		sub.store.poller.head.Load() < from+int64(n+next) {
 		return
 	}
 	a := &readAhead{from: from + int64(n), epoch: sub.epoch, gen: sub.gen, n: next, done: make(chan struct{})}
-	sub.ahead = a
-	started := sub.store.aheads.start(func() {
+	if sub.store.aheads.start(sub.store.readAheadLimit(), func() {
 		defer close(a.done)
-		defer sub.store.readAheads.Add(-1)
 		a.events, a.readTo, _, a.more, a.err = sub.store.readSource(sub.ctx, sub.stream, sub.all, sub.f, a.from, a.n)
-	})
-	if !started {
-		sub.store.readAheads.Add(-1)
-		sub.ahead = nil
+	}) {
+		sub.ahead = a
 	}
 }
 
@@ -95,22 +83,31 @@ func (sub *subscription) takeReadAhead(from int64, room int) *readAhead {
 	return a
 }
 
-// readAheads runs the reads ahead of a Store, so that Shutdown waits for them before it closes
-// the prepared statements they use.
+// readAheads runs the reads ahead of a Store, at most a limit at once, and lets Shutdown wait
+// for them before it closes the prepared statements they use.
 type readAheads struct {
 	mu      sync.Mutex
+	running int32
 	stopped bool
 	wg      sync.WaitGroup
 }
 
-// start runs fn in a goroutine, unless the Store is shutting down.
-func (r *readAheads) start(fn func()) bool {
+// start runs fn in a goroutine, unless limit of them are running or the Store is shutting down.
+func (r *readAheads) start(limit int32, fn func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped {
+	if r.stopped || r.running >= limit {
 		return false
 	}
-	r.wg.Go(fn)
+	r.running++
+	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			r.running--
+			r.mu.Unlock()
+		}()
+		fn()
+	})
 	return true
 }
 

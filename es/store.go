@@ -126,9 +126,8 @@ type Store struct {
 	seq            *sequencer
 	poller         *poller
 	allReads       singleflight.Group // concurrent identical subscription reads of $all
-	readAheads     atomic.Int32       // subscription pages being read ahead (es/readahead.go)
+	aheads         readAheads         // subscription pages being read ahead (es/readahead.go)
 	readAheadsUsed atomic.Int64       // pages read ahead that a subscription delivered (tests)
-	aheads         readAheads         // the reads ahead running
 	leases         *leaseKeeper
 	checkpoints    *checkpointWriter
 	pollInterval   time.Duration
