@@ -3,16 +3,28 @@
 # writers run the store's append statements while one pgbench client runs a sequencer pass 100
 # times a second (as SequencerDelay's default 10 ms allows), once with the store's pass and once
 # with the prototype of one $all row per pass (sequence_runs.sql); and the raw baseline, plain
-# inserts into one table with no sequencer. Prints events a second and bytes of WAL per event. Needs psql, pgbench (PGBIN) and Go; uses schema "p" of
-# the database DSN names, which it creates.
+# inserts into one table with no sequencer. Prints events a second and bytes of WAL per event.
+# Needs psql, pgbench (from $PGBIN, else PATH) and Go. Each run starts from an empty schema "p"
+# in the database DSN names: it DROPS that schema first, so that runs are comparable (a store
+# that already holds events writes more WAL per event), and leaves it behind (about 2 GB).
 #
 #   bench/pgbench/run.sh 'postgres://postgres@localhost:5432/scratch?sslmode=disable'
 set -euo pipefail
-dsn=${1:?usage: run.sh DSN}
+if [ $# -ne 1 ]; then
+  echo "usage: $0 DSN   (a scratch database: its schema \"p\" is dropped and re-created)" >&2
+  exit 2
+fi
+dsn=$1
 dir=$(cd "$(dirname "$0")" && pwd)
-pgbench=${PGBIN:-/usr/lib/postgresql/15/bin}/pgbench
+pgbench=pgbench
+[ -z "${PGBIN:-}" ] || pgbench=$PGBIN/pgbench
+command -v "$pgbench" >/dev/null || pgbench=/usr/lib/postgresql/15/bin/pgbench
+for tool in psql "$pgbench" go awk; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool not found (for pgbench, set PGBIN to PostgreSQL's bin directory)" >&2; exit 2; }
+done
 q() { psql -qtAX "$dsn" -c "$1"; }
 
+q "DROP SCHEMA IF EXISTS p CASCADE" >/dev/null
 (cd "$dir/../.." && go run ./cmd/es-migrate --database-url "$dsn" --schema p init)
 psql -qX "$dsn" -f "$dir/sequence_runs.sql"
 q "INSERT INTO p.streams (stream_name) SELECT 's-' || g FROM generate_series(0, 100) g ON CONFLICT DO NOTHING" >/dev/null
@@ -35,7 +47,9 @@ measure() {
     "$pgbench" -n -M prepared -c 1 -R 100 -T 8 -f "$dir/$4" "$dsn" >/dev/null 2>&1 &
     seq=$!
   fi
-  out=$("$pgbench" -n -M prepared -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T 8 -f "$dir/$1" "$dsn" 2>&1)
+  if ! out=$("$pgbench" -n -M prepared -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T 8 -f "$dir/$1" "$dsn" 2>&1); then
+    echo "run.sh: pgbench failed:" >&2; echo "$out" >&2; exit 1
+  fi
   [ -z "$seq" ] || wait "$seq"
   lsn1=$(q "SELECT pg_current_wal_lsn()")
   n=$(echo "$out" | awk '/actually processed/ {print $NF}')
@@ -44,7 +58,7 @@ measure() {
   q "SELECT * FROM p.sequence_all(1000000, 'x')" >/dev/null
   q "SELECT p.sequence_runs(1000000)" >/dev/null
   printf '%-14s %3s clients  %-14s %10.0f events/s  %5s bytes of WAL/event\n' "$1" "$2" "${4:-}" \
-    "$(echo "$tps * $3" | bc)" "$(q "SELECT (pg_wal_lsn_diff('$lsn1', '$lsn0') / ($n * $3))::int")"
+    "$(awk -v t="$tps" -v k="$3" 'BEGIN { print t * k }')" "$(q "SELECT (pg_wal_lsn_diff('$lsn1', '$lsn0') / ($n * $3))::int")"
 }
 
 for round in 1 2 3; do

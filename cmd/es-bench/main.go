@@ -51,6 +51,18 @@ func main() {
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if flag.NArg() > 0 {
+		usageError("unexpected argument %q (flags only; see -h)", flag.Arg(0))
+	}
+	// A flag given must mean what it says: zero or less would otherwise fall back to a default.
+	for name, positive := range map[string]bool{
+		"duration": *duration > 0, "rounds": *rounds > 0, "load": *load > 0,
+		"soak-duration": *soakFor > 0, "soak-rate": *soakRate > 0, "soak-interval": *soakEvery > 0,
+	} {
+		if set[name] && !positive {
+			usageError("--%s %s: must be more than 0", name, flag.Lookup(name).Value)
+		}
+	}
 
 	cfg := bench.Config{DatabaseURL: *url, Duration: *duration, Rounds: *rounds, LoadEvents: *load, DataType: *dataType, SequencerDelay: *seqDelay, Progress: os.Stderr}
 	switch *driver {
@@ -59,8 +71,7 @@ func main() {
 	case "postgres", "pgx":
 		cfg.Drivers = []string{*driver}
 	default:
-		fmt.Fprintf(os.Stderr, "es-bench: --driver %q: want postgres, pgx or both\n", *driver)
-		os.Exit(2)
+		usageError("--driver %q: want postgres, pgx or both", *driver)
 	}
 	if *short {
 		if !set["duration"] {
@@ -73,11 +84,14 @@ func main() {
 			cfg.LoadEvents = 100_000
 		}
 	}
-	if *workloads != "" {
+	if set["workloads"] {
 		for _, w := range strings.Split(*workloads, ",") {
 			if w = strings.TrimSpace(w); w != "" {
 				cfg.Workloads = append(cfg.Workloads, w)
 			}
+		}
+		if len(cfg.Workloads) == 0 {
+			usageError("--workloads %q names no workload (want some of %s)", *workloads, strings.Join(bench.AllWorkloads, ","))
 		}
 	} else {
 		cfg.Workloads = append(cfg.Workloads, bench.DefaultWorkloads...)
@@ -118,4 +132,10 @@ func main() {
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+}
+
+// usageError reports a bad command line and exits with status 2.
+func usageError(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "es-bench: "+format+"\n", args...)
+	os.Exit(2)
 }
