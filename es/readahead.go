@@ -19,7 +19,10 @@ import (
 
 // maxReadAheads is how many reads ahead a Store runs at once when its pool has no limit; with a
 // limit, a quarter of it. A pool of fewer than four connections gets none: a read ahead holds a
-// connection the subscription's own reads, checkpoints and handlers may need.
+// connection the subscription's own reads, checkpoints and handlers may need. With a limit of
+// one, every other page is read ahead (the next cannot start while the one taken runs); starting
+// it once the one taken was read measured slower on 2 cores (catch-up 0.40-0.49x of the raw scan
+// against 0.48-0.55x), so it does not.
 const maxReadAheads = 4
 
 // readAhead is one page read before fill asked for it.

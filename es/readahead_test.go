@@ -16,6 +16,10 @@ func TestSubscriptionReadAheadCatchUp(t *testing.T) {
 	for i := range 12 {
 		is.NoErr(store.AppendToStream(ctx, fmt.Sprintf("ra-%02d", i), es.NoStream, events(500)))
 	}
+	// Numbered before the delete: a stream hard deleted before the sequencer reached it never
+	// gets positions, and the later streams would take its.
+	_, err := store.ReadAllBackward(ctx, -1, 1)
+	is.NoErr(err)
 	sub, err := store.SubscribeToAll(ctx, "read-ahead", &es.SubscriptionOptions{BufferSize: 500, MaxQueueSize: 3000})
 	is.NoErr(err)
 	// ra-09 (positions 4501..5000) is deleted once the first batch is in hand, while later
