@@ -72,8 +72,10 @@ func (r *runner) filters(ctx context.Context, e *env) error {
 					return
 				}
 				var err error
-				if i == appends/2 {
-					err = store.AppendToStream(ctx, "rare-1", es.NoStream, events[:rare])
+				if i == appends/2 { // in appends of at most batch events
+					for done := 0; done < rare && err == nil; done += batch {
+						err = store.AppendToStream(ctx, "rare-1", es.ExpectedVersion(done), events[:min(batch, rare-done)])
+					}
 				}
 				if err == nil {
 					err = store.AppendToStream(ctx, fmt.Sprintf("c%02d-%d", i%100, i), es.NoStream, events)
@@ -173,7 +175,9 @@ CREATE INDEX ON `+s+`raw_filter (event_type, position)`); err != nil {
 		if j%100 == 7 {
 			typeCount += appends
 		}
-		if j < rare && j%100 == 7 {
+	}
+	for j := range rare {
+		if j%batch%100 == 7 {
 			typeCount++
 		}
 	}

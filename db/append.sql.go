@@ -15,7 +15,7 @@ import (
 
 const appendEvent = `-- name: AppendEvent :one
 WITH dup AS (
-    SELECT EXISTS (
+    SELECT $1::uuid IS NOT NULL AND EXISTS (
         SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = $1::uuid
     ) AS found
 ), created AS (
@@ -95,7 +95,8 @@ func (q *Queries) AppendEvent(ctx context.Context, db DBTX, arg AppendEventParam
 const appendEvents = `-- name: AppendEvents :one
 WITH dup AS (
     SELECT EXISTS (
-        SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = ANY($1::uuid[])
+        SELECT 1 FROM unnest($1::uuid[]) AS g(id)
+        CROSS JOIN LATERAL (SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = g.id OFFSET 0) d
     ) AS found
 ), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
@@ -167,7 +168,10 @@ type AppendEventsRow struct {
 // event ids the caller chose; generated ones cannot collide) is already stored: nothing is
 // written then, and no error aborts the caller's transaction. The causation and correlation
 // arrays may be empty: set-returning functions in one select list run in step, and a shorter one
-// is padded with NULLs.
+// is padded with NULLs. Events are looked up by id one primary-key probe per id, never with
+// event_id = ANY(array): a plan made while the table was small scans it, and the statement's
+// cached plan kept scanning as it grew (20 ms a 100-event append at 94,000 events, until
+// autovacuum analyzed the table); with the ids generated there is nothing to look up.
 func (q *Queries) AppendEvents(ctx context.Context, db DBTX, arg AppendEventsParams) (AppendEventsRow, error) {
 	row := db.QueryRowContext(ctx, appendEvents,
 		pq.Array(arg.GivenIds),
@@ -194,7 +198,9 @@ SELECT x.event_id,
             SELECT 1 FROM /* TEMPLATE: schema */links l WHERE l.stream_pk = st.id AND l.event_id = x.event_id
        )), false)::bool AS duplicate
 FROM unnest($1::uuid[]) AS x(event_id)
-LEFT JOIN /* TEMPLATE: schema */events e ON e.event_id = x.event_id
+LEFT JOIN LATERAL (
+    SELECT ev.event_id, ev.stream_pk FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
+) e ON true
 LEFT JOIN /* TEMPLATE: schema */streams st ON st.stream_name = $2::text
 `
 
@@ -292,9 +298,11 @@ func (q *Queries) LinkEvents(ctx context.Context, db DBTX, arg LinkEventsParams)
 
 const storedEvents = `-- name: StoredEvents :many
 SELECT e.event_id, e.stream_version, s.stream_name, (s.deleted_at IS NOT NULL)::bool AS deleted
-FROM /* TEMPLATE: schema */events e
+FROM unnest($1::uuid[]) AS x(event_id)
+CROSS JOIN LATERAL (
+    SELECT ev.event_id, ev.stream_pk, ev.stream_version FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
+) e
 JOIN /* TEMPLATE: schema */streams s ON s.id = e.stream_pk
-WHERE e.event_id = ANY($1::uuid[])
 `
 
 type StoredEventsRow struct {
@@ -306,6 +314,7 @@ type StoredEventsRow struct {
 
 // Where events are stored: their stream, version there, and whether it is soft deleted. Decides
 // whether a refused append is a re-sent one (idempotent) or a duplicate.
+// One primary-key probe per id (see AppendEvents).
 func (q *Queries) StoredEvents(ctx context.Context, db DBTX, eventIds []uuid.UUID) ([]StoredEventsRow, error) {
 	rows, err := db.QueryContext(ctx, storedEvents, pq.Array(eventIds))
 	if err != nil {

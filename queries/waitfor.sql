@@ -1,8 +1,11 @@
 -- name: AppendedRange :one
--- The stream incarnation and versions of an append's events, found by their ids.
+-- The stream incarnation and versions of an append's events, found by their ids, one
+-- primary-key probe each (see AppendEvents).
 SELECT e.stream_pk, min(e.stream_version)::bigint AS first_version, max(e.stream_version)::bigint AS last_version
-FROM /* TEMPLATE: schema */events e
-WHERE e.event_id = ANY(@event_ids::uuid[])
+FROM unnest(@event_ids::uuid[]) AS x(event_id)
+CROSS JOIN LATERAL (
+    SELECT ev.stream_pk, ev.stream_version FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
+) e
 GROUP BY e.stream_pk;
 
 -- name: AppendSequenced :one
