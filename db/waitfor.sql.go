@@ -65,10 +65,7 @@ func (q *Queries) AppendSequenced(ctx context.Context, db DBTX, arg AppendSequen
 
 const appendedRange = `-- name: AppendedRange :one
 SELECT e.stream_pk, min(e.stream_version)::bigint AS first_version, max(e.stream_version)::bigint AS last_version
-FROM unnest($1::uuid[]) AS x(event_id)
-CROSS JOIN LATERAL (
-    SELECT ev.stream_pk, ev.stream_version FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
-) e
+FROM /* TEMPLATE: schema */events_by_id($1::uuid[]) e
 GROUP BY e.stream_pk
 `
 
@@ -78,8 +75,8 @@ type AppendedRangeRow struct {
 	LastVersion  int64
 }
 
-// The stream incarnation and versions of an append's events, found by their ids, one
-// primary-key probe each (see AppendEvents).
+// The stream incarnation and versions of an append's events, found by their ids through
+// events_by_id (see AppendEvents).
 func (q *Queries) AppendedRange(ctx context.Context, db DBTX, eventIds []uuid.UUID) (AppendedRangeRow, error) {
 	row := db.QueryRowContext(ctx, appendedRange, pq.Array(eventIds))
 	var i AppendedRangeRow

@@ -6,14 +6,13 @@
 -- event ids the caller chose; generated ones cannot collide) is already stored: nothing is
 -- written then, and no error aborts the caller's transaction. The causation and correlation
 -- arrays may be empty: set-returning functions in one select list run in step, and a shorter one
--- is padded with NULLs. Events are looked up by id one primary-key probe per id, never with
--- event_id = ANY(array): a plan made while the table was small scans it, and the statement's
--- cached plan kept scanning as it grew (20 ms a 100-event append at 94,000 events, until
--- autovacuum analyzed the table); with the ids generated there is nothing to look up.
+-- is padded with NULLs. Chosen ids are looked up through events_by_id (migration 00007), never
+-- with event_id = ANY(array) here: a cached plan made while the table was small scans it, and kept
+-- scanning as it grew (20 ms a 100-event append at 94,000 events, until autovacuum analyzed the
+-- table). With the ids generated there is nothing to look up.
 WITH dup AS (
-    SELECT EXISTS (
-        SELECT 1 FROM unnest(@given_ids::uuid[]) AS g(id)
-        CROSS JOIN LATERAL (SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = g.id OFFSET 0) d
+    SELECT cardinality(@given_ids::uuid[]) > 0 AND EXISTS (
+        SELECT 1 FROM /* TEMPLATE: schema */events_by_id(@given_ids::uuid[])
     ) AS found
 ), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
@@ -64,7 +63,7 @@ SELECT s.id, s.stream_version FROM s;
 -- (NULL when generated): no row comes back when it is already stored.
 WITH dup AS (
     SELECT sqlc.narg(given_id)::uuid IS NOT NULL AND EXISTS (
-        SELECT 1 FROM /* TEMPLATE: schema */events d WHERE d.event_id = sqlc.narg(given_id)::uuid
+        SELECT 1 FROM /* TEMPLATE: schema */events_by_id(ARRAY[sqlc.narg(given_id)::uuid])
     ) AS found
 ), created AS (
     INSERT INTO /* TEMPLATE: schema */streams AS st (stream_name, stream_version)
@@ -140,18 +139,15 @@ SELECT x.event_id,
             SELECT 1 FROM /* TEMPLATE: schema */links l WHERE l.stream_pk = st.id AND l.event_id = x.event_id
        )), false)::bool AS duplicate
 FROM unnest(@event_ids::uuid[]) AS x(event_id)
-LEFT JOIN LATERAL (
-    SELECT ev.event_id, ev.stream_pk FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
-) e ON true
+LEFT JOIN /* TEMPLATE: schema */events_by_id(@event_ids::uuid[]) e ON e.event_id = x.event_id
 LEFT JOIN /* TEMPLATE: schema */streams st ON st.stream_name = @stream_name::text;
 
 -- name: StoredEvents :many
 -- Where events are stored: their stream, version there, and whether it is soft deleted. Decides
 -- whether a refused append is a re-sent one (idempotent) or a duplicate.
--- One primary-key probe per id (see AppendEvents).
+-- Events by id through events_by_id (see AppendEvents).
 SELECT e.event_id, e.stream_version, s.stream_name, (s.deleted_at IS NOT NULL)::bool AS deleted
-FROM unnest(@event_ids::uuid[]) AS x(event_id)
+FROM /* TEMPLATE: schema */events_by_id(@event_ids::uuid[]) e
 CROSS JOIN LATERAL (
-    SELECT ev.event_id, ev.stream_pk, ev.stream_version FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
-) e
-JOIN /* TEMPLATE: schema */streams s ON s.id = e.stream_pk;
+    SELECT st.stream_name, st.deleted_at FROM /* TEMPLATE: schema */streams st WHERE st.id = e.stream_pk OFFSET 0
+) s;

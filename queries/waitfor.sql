@@ -1,11 +1,8 @@
 -- name: AppendedRange :one
--- The stream incarnation and versions of an append's events, found by their ids, one
--- primary-key probe each (see AppendEvents).
+-- The stream incarnation and versions of an append's events, found by their ids through
+-- events_by_id (see AppendEvents).
 SELECT e.stream_pk, min(e.stream_version)::bigint AS first_version, max(e.stream_version)::bigint AS last_version
-FROM unnest(@event_ids::uuid[]) AS x(event_id)
-CROSS JOIN LATERAL (
-    SELECT ev.stream_pk, ev.stream_version FROM /* TEMPLATE: schema */events ev WHERE ev.event_id = x.event_id OFFSET 0
-) e
+FROM /* TEMPLATE: schema */events_by_id(@event_ids::uuid[]) e
 GROUP BY e.stream_pk;
 
 -- name: AppendSequenced :one
