@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/go-eventstore/eventstore/db"
+	"github.com/go-eventstore/eventstore/internal/pgerr"
 	"github.com/go-eventstore/eventstore/internal/sqltmpl"
 )
 
@@ -112,7 +113,14 @@ func (s *Store) AppendToStreams(ctx context.Context, appends []StreamAppend, opt
 		return nil
 	}
 	if o.tx == nil {
-		if err := s.inTx(ctx, o, run); err != nil {
+		err := s.inTx(ctx, o, run)
+		if err != nil && len(ids) > 0 && pgerr.Is(err, pgerr.UniqueViolation) {
+			// A concurrent re-send stored chosen ids between this call's check and its insert,
+			// which failed and took the transaction with it. In a new one the ids are stored, and
+			// each append is decided as AppendToStream decides it: a re-send or a duplicate.
+			err = s.inTx(ctx, o, run)
+		}
+		if err != nil {
 			return wrapDB(op, err)
 		}
 		s.seq.wake()

@@ -270,3 +270,45 @@ func multiAppendInTx(ctx context.Context, db *sql.DB, store *es.Store, appends [
 	}
 	return tx.Commit()
 }
+
+// Outside a caller's transaction, concurrent re-sends of one multi-stream append with chosen ids
+// all succeed and exactly one writes, as for AppendToStream: a re-send whose insert lost the race
+// to the first commit is decided again in a new transaction.
+func TestAppendToStreamsConcurrentResends(t *testing.T) {
+	t.Parallel()
+	store, ctx, is := estest.NewStore(t, nil), t.Context(), is.New(t)
+	for round := range 5 {
+		parts := []es.StreamAppend{
+			{Stream: fmt.Sprintf("resend-a-%d", round), Expected: es.AnyVersion, Events: events(3)},
+			{Stream: fmt.Sprintf("resend-b-%d", round), Expected: es.NoStream, Events: events(1)},
+		}
+		for _, p := range parts {
+			for i := range p.Events {
+				p.Events[i].EventID = uuid.New()
+			}
+		}
+		const writers = 6
+		errs := make([]error, writers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				<-start
+				errs[w] = store.AppendToStreams(ctx, parts)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			is.NoErr(err) // every re-send succeeds
+		}
+		for _, p := range parts {
+			got, err := store.ReadStreamForward(ctx, p.Stream, 0, 10)
+			is.NoErr(err)
+			is.Equal(len(got), len(p.Events)) // written once
+			for i, ev := range got {
+				is.Equal(ev.EventID, p.Events[i].EventID)
+			}
+		}
+	}
+}
